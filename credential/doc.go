@@ -1,0 +1,41 @@
+// Package credential provides azcore.TokenCredential implementations for an app (service
+// principal) that authenticates to Microsoft Entra ID with a certificate instead of a client
+// secret. Every credential works with any Azure SDK for Go client, and also implements
+// assertion.Provider, so it can authenticate an On-Behalf-Of middle tier (package obo).
+//
+// # Which credential
+//
+//   - SignedAssertionCredential: the certificate and its key are at hand (a file, see
+//     keyvault.ParseCertificate; or your own assertion.Signer: PKCS#11, TPM, KMS).
+//   - KeyVaultCertCredential: the certificate and its exportable key live in Key Vault; the
+//     credential loads them (authenticating to the vault with another credential, which may be
+//     a managed identity in another tenant) and follows rotation.
+//   - HSMSignedAssertionCredential: the key is non-exportable (Premium vault HSM, Managed HSM);
+//     Key Vault signs each client assertion and the key never leaves it.
+//
+// # Token cache
+//
+// Tokens are cached per tenant, scopes and CAE in front of MSAL. A cached token is returned
+// without locks or allocations. Concurrent callers that find no valid token share one request to
+// Entra. A token is refreshed in the background, by one caller, when its refresh_in has passed or,
+// without refresh_in, when 5 minutes (or half its lifetime, if shorter) remain; meanwhile callers
+// keep receiving the valid token. A failed refresh keeps the token and is retried after a backoff.
+// A claims challenge (TokenRequestOptions.Claims, as CAE sends) bypasses the cache.
+//
+// # Tenants
+//
+// GetToken targets the credential's tenant, or TokenRequestOptions.TenantID when that tenant is in
+// AdditionallyAllowedTenants ("*" allows any), exactly as azidentity's credentials do.
+//
+// # Errors
+//
+// A refusal from Microsoft Entra ID is an *AuthenticationError whose message has the AADSTS code,
+// correlation ID and a hint; errors.As also finds *azidentity.AuthenticationFailedError. Errors
+// never contain a token, an assertion or a key.
+//
+// # Logging
+//
+// Set SignedAssertionCredentialOptions.Logger (log/slog) to see tokens acquired, refreshed and
+// failed, with tenant, scopes and expiry. HTTP traffic reaches an azcore/log listener as usual;
+// request and response bodies are never logged, as they carry assertions and tokens.
+package credential

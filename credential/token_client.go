@@ -1,0 +1,139 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+
+	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/tokencache"
+)
+
+// ErrInvalidScopes is returned by GetToken for missing scopes or scopes an app-only request
+// cannot use.
+var ErrInvalidScopes = errors.New("invalid scopes")
+
+// tokenClient is what every credential of this package shares: tenant rules, the token cache in
+// front of MSAL, logging, and the "reload the certificate and retry once" rule.
+type tokenClient struct {
+	client *entra.Client
+	home   string
+	cache  tokencache.Map
+	logger *slog.Logger
+	// last is the slot of the last slow-path request: most services ask for one tenant and
+	// scope, and comparing two strings is cheaper than hashing them.
+	last atomic.Pointer[keyedSlot]
+	// reload, when set, is called after Entra rejected the certificate (AADSTS700027...). It
+	// returns true when a different certificate is now in use, and the request is retried once.
+	reload func(ctx context.Context) (bool, error)
+}
+
+func newTokenClient(name, tenantID, clientID string, provider func() assertion.Provider, o *SignedAssertionCredentialOptions) (*tokenClient, error) {
+	cred := confidential.NewCredFromAssertionCallback(func(ctx context.Context, ro confidential.AssertionRequestOptions) (string, error) {
+		return provider().Assertion(ctx, ro.TokenEndpoint)
+	})
+	c, err := entra.NewClient(entra.Config{
+		Credential:                 name,
+		TenantID:                   tenantID,
+		ClientID:                   clientID,
+		Cred:                       cred,
+		ClientOptions:              o.ClientOptions,
+		AdditionallyAllowedTenants: o.AdditionallyAllowedTenants,
+		DisableInstanceDiscovery:   o.DisableInstanceDiscovery,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &tokenClient{client: c, home: tenantID, logger: o.Logger}, nil
+}
+
+// getToken serves a cached token when fresh (no lock, no allocation) and otherwise goes through
+// the token cache's slow path. The common case (home tenant, one scope, the same as last time) is
+// two string comparisons and a monotonic clock read.
+func (t *tokenClient) getToken(ctx context.Context, opts *policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if opts.Claims == "" && len(opts.Scopes) == 1 && (opts.TenantID == "" || opts.TenantID == t.home) {
+		if l := t.last.Load(); l != nil && l.key.Scopes == opts.Scopes[0] && l.key.Tenant == t.home && l.key.CAE == opts.EnableCAE {
+			if tok, ok := l.slot.FreshNow(); ok {
+				return tok, nil
+			}
+		}
+	}
+	return t.getTokenSlow(ctx, opts)
+}
+
+func (t *tokenClient) getTokenSlow(ctx context.Context, opts *policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tenant, err := t.client.ResolveTenant(opts.TenantID)
+	if err != nil {
+		return azcore.AccessToken{}, entra.NonRetriable(err)
+	}
+	key := tokencache.Key{Tenant: tenant, CAE: opts.EnableCAE}
+	switch len(opts.Scopes) {
+	case 0:
+		return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("%s: GetToken: %w: no scope given (for example https://vault.azure.net/.default)", t.client.Credential(), ErrInvalidScopes))
+	case 1:
+		key.Scopes = opts.Scopes[0]
+	default:
+		key.Scopes = strings.Join(opts.Scopes, " ")
+	}
+	if opts.Claims == "" {
+		if s := t.cache.Lookup(key); s != nil {
+			if tok, ok := s.FreshNow(); ok {
+				return tok, nil
+			}
+		}
+	}
+	return t.slow(ctx, key, opts)
+}
+
+type keyedSlot struct {
+	key  tokencache.Key
+	slot *tokencache.Slot
+}
+
+func (t *tokenClient) slow(ctx context.Context, key tokencache.Key, opts *policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	for _, s := range opts.Scopes {
+		if !strings.HasSuffix(s, "/.default") {
+			return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("%s: GetToken: %w: %q: an app (client credentials) token needs a resource scope ending in \"/.default\", for example %q",
+				t.client.Credential(), ErrInvalidScopes, s, strings.TrimRight(s, "/")+"/.default"))
+		}
+	}
+	req := entra.Request{Tenant: key.Tenant, Scopes: append([]string(nil), opts.Scopes...), Claims: opts.Claims, CAE: opts.EnableCAE}
+	p := &tokencache.Policy{Observe: entra.Observer(t.logger, t.client.Credential(), t.client.ClientID(), key.Tenant, key.Scopes)}
+	fetch := func(ctx context.Context) (azcore.AccessToken, error) { return t.acquire(ctx, req) }
+	s := t.cache.Slot(key)
+	t.last.Store(&keyedSlot{key: key, slot: s})
+	if opts.Claims != "" {
+		// A claims challenge (CAE, conditional access) means the cached token was refused:
+		// bypass it and cache the new one.
+		return s.Replace(ctx, p, fetch)
+	}
+	return s.Get(ctx, p, fetch)
+}
+
+func (t *tokenClient) acquire(ctx context.Context, req entra.Request) (azcore.AccessToken, error) {
+	tok, err := t.client.Acquire(ctx, req)
+	var ee *entra.Error
+	if err == nil || t.reload == nil || !errors.As(err, &ee) || !ee.IsCertificateError() {
+		return tok, err
+	}
+	changed, rerr := t.reload(ctx)
+	if rerr != nil {
+		entra.Log(t.logger, slog.LevelWarn, t.client.Credential(), "certificate reload after rejection failed",
+			slog.Int("aadsts", ee.AADSTS), slog.String("error", rerr.Error()))
+		return tok, err
+	}
+	if !changed {
+		return tok, err
+	}
+	entra.Log(t.logger, slog.LevelInfo, t.client.Credential(), "Entra rejected the certificate; retrying once with the reloaded certificate",
+		slog.Int("aadsts", ee.AADSTS), slog.String("tenant", req.Tenant))
+	return t.client.Acquire(ctx, req)
+}

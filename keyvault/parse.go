@@ -1,0 +1,253 @@
+package keyvault
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/azcredkit/azcredkit/assertion"
+)
+
+// MaxCertificateSize bounds the data ParseCertificate reads (a Key Vault secret is at most 25 KB).
+const MaxCertificateSize = 1 << 20
+
+// ParseCertificate reads a certificate chain and its RSA private key from data, in the formats Key
+// Vault stores in a certificate's secret and that tools write to disk:
+//
+//   - PKCS#12 (PFX), raw DER or base64 (as a Key Vault secret value): modern AES-256-CBC +
+//     PBKDF2 + SHA-256 MAC (OpenSSL 3, current Key Vault, Windows) and legacy 3DES/RC2 + SHA-1;
+//     the CA certificates may come before the leaf, with or without localKeyID.
+//   - PEM: certificate(s) and key in any order, PKCS#8 or PKCS#1 keys recognised by content, not
+//     by the block label (Key Vault has been seen to label a PKCS#1 key "PRIVATE KEY").
+//
+// password is the PKCS#12 password ("" for Key Vault secrets); it is ignored for PEM. The leaf
+// (chain[0]) is the certificate that matches the private key; the other certificates follow in
+// issuer order, for the x5c header. key is an *rsa.PrivateKey.
+//
+// Errors wrap ErrWrongPassword, ErrEncryptedPEM, ErrNotExportable (certificates but no key),
+// ErrKeyMismatch, ErrUnsupportedKey (EC, Ed25519, DSA, RSA under 2048 bits),
+// ErrCertificateExpired (expired or not yet valid) or ErrInvalidCertificate, and say what to do.
+// They never contain key material.
+func ParseCertificate(data []byte, password string) (chain []*x509.Certificate, key crypto.PrivateKey, err error) {
+	c, k, err := parseCertificate(data, password, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, k, nil
+}
+
+func parseCertificate(data []byte, password string, now time.Time) ([]*x509.Certificate, *rsa.PrivateKey, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil, fmt.Errorf("%w: the data is empty", ErrInvalidCertificate)
+	}
+	if len(data) > MaxCertificateSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes is more than the %d a certificate with its key can take", ErrInvalidCertificate, len(data), MaxCertificateSize)
+	}
+	var certs []*x509.Certificate
+	var key crypto.PrivateKey
+	var err error
+	if bytes.Contains(data, []byte("-----BEGIN")) {
+		certs, key, err = parsePEM(data)
+	} else {
+		der := data
+		if b, ok := decodeBase64(data); ok {
+			der = b
+		}
+		certs, key, err = parsePKCS12(der, password)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rk, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: the private key is %s; create the certificate with an RSA key (2048 bits or more)", ErrUnsupportedKey, keyKind(key))
+	}
+	chain, err := orderChain(certs, rk)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := assertion.CheckRSAPublicKey(&rk.PublicKey); err != nil {
+		return nil, nil, err
+	}
+	if err := assertion.CheckValidity(chain[0], now); err != nil {
+		return nil, nil, err
+	}
+	return chain, rk, nil
+}
+
+func keyKind(k crypto.PrivateKey) string {
+	switch k.(type) {
+	case *ecdsa.PrivateKey:
+		return "an EC key"
+	case ed25519.PrivateKey:
+		return "an Ed25519 key"
+	}
+	return fmt.Sprintf("a %T", k)
+}
+
+// decodeBase64 decodes data when it is standard base64 text (whitespace allowed).
+func decodeBase64(data []byte) ([]byte, bool) {
+	s := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\n', '\r', '\t':
+			return -1
+		}
+		return r
+	}, string(data))
+	for _, r := range s {
+		if !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '+' || r == '/' || r == '=') {
+			return nil, false
+		}
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+	}
+	return b, err == nil && len(b) > 0
+}
+
+func parsePEM(data []byte) ([]*x509.Certificate, crypto.PrivateKey, error) {
+	var certs []*x509.Certificate
+	var key crypto.PrivateKey
+	rest := data
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch {
+		case block.Type == "CERTIFICATE":
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: PEM block %d (CERTIFICATE) is malformed: %v", ErrInvalidCertificate, n, err)
+			}
+			certs = append(certs, c)
+		case strings.HasSuffix(block.Type, "PRIVATE KEY"):
+			if block.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
+				return nil, nil, ErrEncryptedPEM
+			}
+			if key != nil {
+				return nil, nil, fmt.Errorf("%w: the PEM holds more than one private key; keep only the certificate's", ErrInvalidCertificate)
+			}
+			if block.Type == "DSA PRIVATE KEY" {
+				return nil, nil, fmt.Errorf("%w: the private key is a DSA key", ErrUnsupportedKey)
+			}
+			k, err := parsePrivateKey(block.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("PEM block %d (%s): %w", n, block.Type, err)
+			}
+			key = k
+		}
+	}
+	switch {
+	case len(certs) == 0 && key == nil:
+		return nil, nil, fmt.Errorf("%w: no PEM CERTIFICATE or PRIVATE KEY block found", ErrInvalidCertificate)
+	case len(certs) == 0:
+		return nil, nil, fmt.Errorf("%w: the PEM holds a private key but no certificate; append the certificate (cat cert.pem key.pem > combined.pem)", ErrInvalidCertificate)
+	case key == nil:
+		return nil, nil, fmt.Errorf("%w: the PEM holds %d certificate(s) (leaf %q, thumbprint %s) but no private key; for a file, add the key (cat cert.pem key.pem > combined.pem)",
+			ErrNotExportable, len(certs), certs[0].Subject.CommonName, assertion.Thumbprint(certs[0]))
+	}
+	return certs, key, nil
+}
+
+// parsePrivateKey tries PKCS#8, PKCS#1 and SEC 1, whatever the PEM label says.
+func parsePrivateKey(der []byte) (crypto.PrivateKey, error) {
+	k8, err8 := x509.ParsePKCS8PrivateKey(der)
+	if err8 == nil {
+		return k8, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	if strings.Contains(err8.Error(), "unknown algorithm") {
+		return nil, fmt.Errorf("%w: the private key's algorithm is not RSA (%v)", ErrUnsupportedKey, err8)
+	}
+	return nil, fmt.Errorf("%w: the private key is neither PKCS#8 nor PKCS#1 (nor SEC 1); it may be truncated", ErrInvalidCertificate)
+}
+
+func parsePKCS12(der []byte, password string) (certs []*x509.Certificate, key crypto.PrivateKey, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a malformed file must never crash the service
+			certs, key, err = nil, nil, fmt.Errorf("%w: malformed PKCS#12 data", ErrInvalidCertificate)
+		}
+	}()
+	k, leaf, cas, err := pkcs12.DecodeChain(der, password)
+	if err != nil {
+		var ni pkcs12.NotImplementedError
+		switch {
+		case errors.Is(err, pkcs12.ErrIncorrectPassword), errors.Is(err, pkcs12.ErrDecryption):
+			if password == "" {
+				return nil, nil, fmt.Errorf("%w: the PFX is protected by a password: pass it", ErrWrongPassword)
+			}
+			return nil, nil, fmt.Errorf("%w: check the password the PFX was exported with", ErrWrongPassword)
+		case strings.Contains(err.Error(), "private key missing"):
+			return nil, nil, fmt.Errorf("%w: the PKCS#12 holds certificates but no private key", ErrNotExportable)
+		case errors.As(err, &ni):
+			return nil, nil, fmt.Errorf("%w: the PKCS#12 uses an algorithm this library cannot read (%v); re-export it with AES-256 (openssl pkcs12 -export)", ErrInvalidCertificate, ni)
+		case strings.Contains(err.Error(), "unknown algorithm"):
+			return nil, nil, fmt.Errorf("%w: the PKCS#12 private key's algorithm is not RSA", ErrUnsupportedKey)
+		}
+		return nil, nil, fmt.Errorf("%w: neither PEM nor PKCS#12 (%v)", ErrInvalidCertificate, err)
+	}
+	return append([]*x509.Certificate{leaf}, cas...), k, nil
+}
+
+// orderChain picks the certificate whose public key is key's as the leaf and follows issuers from
+// it; certificates outside that path come last.
+func orderChain(certs []*x509.Certificate, key *rsa.PrivateKey) ([]*x509.Certificate, error) {
+	leaf := -1
+	for i, c := range certs {
+		if pub, ok := c.PublicKey.(*rsa.PublicKey); ok && pub.Equal(&key.PublicKey) {
+			leaf = i
+			break
+		}
+	}
+	if leaf < 0 {
+		names := make([]string, len(certs))
+		for i, c := range certs {
+			names[i] = fmt.Sprintf("%q (thumbprint %s)", c.Subject.CommonName, assertion.Thumbprint(c))
+		}
+		return nil, fmt.Errorf("%w: none of the %d certificate(s) %s belongs to the private key; pair the key with its own certificate",
+			ErrKeyMismatch, len(certs), strings.Join(names, ", "))
+	}
+	used := make([]bool, len(certs))
+	chain := []*x509.Certificate{certs[leaf]}
+	used[leaf] = true
+	for cur := certs[leaf]; !bytes.Equal(cur.RawIssuer, cur.RawSubject); {
+		next := -1
+		for i, c := range certs {
+			if !used[i] && bytes.Equal(c.RawSubject, cur.RawIssuer) {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			break
+		}
+		used[next] = true
+		cur = certs[next]
+		chain = append(chain, cur)
+	}
+	for i, c := range certs {
+		if !used[i] {
+			chain = append(chain, c)
+		}
+	}
+	return chain, nil
+}

@@ -1,0 +1,183 @@
+package obo
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+
+	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/entra"
+)
+
+const credName = "EasyAuthOBOCredential"
+
+// AppOptions configures the middle-tier web app.
+type AppOptions struct {
+	azcore.ClientOptions
+	AdditionallyAllowedTenants []string
+	DisableInstanceDiscovery   bool
+	// TrustEasyAuthHeaders trusts X-MS-TOKEN-AAD-* headers even when the process is not running
+	// behind App Service / Container Apps authentication (which strips client-sent X-MS-* headers).
+	// Leave false in production; set it for local development and tests.
+	TrustEasyAuthHeaders bool
+	// MaxCachedUsers bounds the per-user token cache; 0 means 10,000.
+	MaxCachedUsers int
+
+	// DisableBearerHeader stops CredentialFromRequest and Middleware from accepting the user's
+	// token from "Authorization: Bearer" (API callers send it there). Optional; default false.
+	DisableBearerHeader bool
+	// Audiences are more audiences accepted for user tokens besides the client ID and
+	// "api://{client ID}" (a custom App ID URI, for example). Optional.
+	Audiences []string
+	// Logger: as in credential.SignedAssertionCredentialOptions (never tokens). Optional.
+	Logger *slog.Logger
+}
+
+// App is the middle-tier application: its client credential plus one shared, bounded cache of
+// per-user OBO tokens. Create one per process.
+type App struct {
+	client    *entra.Client
+	clientID  string
+	audiences []string
+	trust     bool
+	bearerOK  bool
+	cache     *userCache
+	logger    *slog.Logger
+	now       func() time.Time
+}
+
+// NewAppWithSecret authenticates the app with a client secret. Prefer NewAppWithAssertion with a
+// certificate credential: it needs no secret.
+func NewAppWithSecret(tenantID, clientID, secret string, options *AppOptions) (*App, error) {
+	if secret == "" {
+		return nil, errors.New("obo: NewAppWithSecret: the secret is empty")
+	}
+	cred, err := confidential.NewCredFromSecret(secret)
+	if err != nil {
+		return nil, fmt.Errorf("obo: %w", err)
+	}
+	return newApp(tenantID, clientID, cred, options)
+}
+
+// NewAppWithAssertion authenticates the app with assertions from provider — for example a
+// *credential.KeyVaultCertCredential or *credential.HSMSignedAssertionCredential.
+func NewAppWithAssertion(tenantID, clientID string, provider assertion.Provider, options *AppOptions) (*App, error) {
+	if provider == nil {
+		return nil, errors.New("obo: NewAppWithAssertion: the assertion provider is nil")
+	}
+	cred := confidential.NewCredFromAssertionCallback(func(ctx context.Context, o confidential.AssertionRequestOptions) (string, error) {
+		return provider.Assertion(ctx, o.TokenEndpoint)
+	})
+	return newApp(tenantID, clientID, cred, options)
+}
+
+func newApp(tenantID, clientID string, cred confidential.Credential, options *AppOptions) (*App, error) {
+	var o AppOptions
+	if options != nil {
+		o = *options
+	}
+	if o.MaxCachedUsers < 0 {
+		return nil, fmt.Errorf("obo: MaxCachedUsers is %d; use 0 for the default (%d) or a positive bound", o.MaxCachedUsers, DefaultMaxCachedUsers)
+	}
+	c, err := entra.NewClient(entra.Config{
+		Credential: credName, TenantID: tenantID, ClientID: clientID, Cred: cred,
+		ClientOptions: o.ClientOptions, AdditionallyAllowedTenants: o.AdditionallyAllowedTenants,
+		DisableInstanceDiscovery: o.DisableInstanceDiscovery,
+		RecycleAfter:             int64(max(o.MaxCachedUsers, DefaultMaxCachedUsers)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("obo: %w", err)
+	}
+	return &App{
+		client:    c,
+		clientID:  clientID,
+		audiences: append([]string{clientID, "api://" + clientID}, o.Audiences...),
+		trust:     o.TrustEasyAuthHeaders || behindPlatformAuth(),
+		bearerOK:  !o.DisableBearerHeader,
+		cache:     newUserCache(o.MaxCachedUsers),
+		logger:    o.Logger,
+		now:       time.Now,
+	}, nil
+}
+
+// CredentialFromRequest returns a credential that acts as the request's signed-in user: it takes
+// the user's access token from X-MS-TOKEN-AAD-ACCESS-TOKEN (Easy Auth) and exchanges it OBO.
+//
+// Easy Auth headers are used only when trusted (behind App Service authentication, or
+// AppOptions.TrustEasyAuthHeaders); otherwise the request's "Authorization: Bearer" token is
+// used if there is one, and else ErrUntrustedHeaders is returned. A request with only an id token
+// gets ErrNoUserToken (with what to configure). The user token is read locally first (not
+// verified: Entra does that) so that an expired token or one for another audience fails at once
+// with ErrInvalidUserToken / ErrUserTokenExpired.
+func (a *App) CredentialFromRequest(r *http.Request) (*EasyAuthOBOCredential, error) {
+	h := r.Header
+	var principal *Principal
+	tok := ""
+	switch {
+	case hasEasyAuthHeaders(h) && a.trust:
+		var err error
+		if principal, err = principalFromHeaders(h); err != nil {
+			return nil, err
+		}
+		tok = h.Get(HeaderAccessToken)
+		if tok == "" && a.bearerOK {
+			tok = bearer(h)
+		}
+		if tok == "" {
+			if h.Get(HeaderIDToken) != "" {
+				return nil, fmt.Errorf("%w: Easy Auth passed only an id token (%s), which cannot be exchanged. Add this app's scope to Easy Auth's login parameters (scope=openid profile offline_access api://%s/user_impersonation) so that it stores an access token", ErrNoUserToken, HeaderIDToken, a.clientID)
+			}
+			return nil, fmt.Errorf("%w: no %s header: is the token store enabled in App Service authentication?", ErrNoUserToken, HeaderAccessToken)
+		}
+	case a.bearerOK && bearer(h) != "":
+		// Behind no platform (or untrusted headers): only what the caller presents itself, which
+		// Entra validates during the exchange.
+		tok = bearer(h)
+	case hasEasyAuthHeaders(h):
+		return nil, ErrUntrustedHeaders
+	default:
+		hint := "sign in through App Service authentication"
+		if a.bearerOK {
+			hint += ", or send the user's access token as \"Authorization: Bearer <token>\""
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNoUserToken, hint)
+	}
+	c, err := a.Credential(tok)
+	if err != nil {
+		return nil, err
+	}
+	c.principal = principal
+	return c, nil
+}
+
+// Credential is the same for a user access token obtained any other way (e.g. a Bearer header).
+func (a *App) Credential(userAccessToken string) (*EasyAuthOBOCredential, error) {
+	if userAccessToken == "" {
+		return nil, fmt.Errorf("%w: the user access token is empty", ErrNoUserToken)
+	}
+	now := a.now()
+	k := userKey(sha256.Sum256([]byte(userAccessToken)))
+	e := a.cache.get(k)
+	if e == nil {
+		claims, err := a.inspect(userAccessToken, now)
+		if err != nil {
+			return nil, err
+		}
+		e = a.cache.add(k, claims)
+	} else if !now.Before(e.claims.Expires) {
+		a.cache.remove(k)
+		return nil, fmt.Errorf("%w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, e.claims.Expires.UTC().Format(time.RFC3339))
+	}
+	return &EasyAuthOBOCredential{app: a, userToken: userAccessToken, entry: e}, nil
+}
+
+// CachedUsers returns how many user assertions the App's token cache holds (at most
+// MaxCachedUsers).
+func (a *App) CachedUsers() int { return a.cache.len() }

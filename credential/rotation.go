@@ -18,8 +18,9 @@ import (
 // new version (one Key Vault read per period, made only while tokens are being requested).
 const DefaultRotationCheckInterval = time.Hour
 
-// minReloadAfterRejection keeps a certificate that Entra keeps rejecting from turning every
-// token request into a Key Vault read.
+// minReloadAfterRejection keeps a certificate that Entra keeps rejecting (one never registered
+// on the app, say) from turning every token request into a Key Vault read: after a rejection the
+// vault is read at once, then at most once per this interval.
 const minReloadAfterRejection = 10 * time.Second
 
 // loaded is one version of a Key Vault certificate with the builder that signs for it.
@@ -28,7 +29,6 @@ type loaded struct {
 	thumbprint string
 	notAfter   time.Time
 	builder    *assertion.Builder
-	at         time.Time
 }
 
 // rotatingProvider is the assertion.Provider of the Key Vault credentials: it loads the
@@ -45,10 +45,13 @@ type rotatingProvider struct {
 	// use, whose builder read may return when the version did not change.
 	read func(ctx context.Context, current *loaded) (*loaded, error)
 
-	state      atomic.Pointer[loaded]
-	nextCheck  atomic.Int64 // unix nanoseconds
-	refreshing atomic.Bool
-	flight     singleflight.Group
+	state     atomic.Pointer[loaded]
+	nextCheck atomic.Int64 // unix nanoseconds
+	// lastRejectReload is when the vault was last read because Entra rejected the certificate
+	// (unix nanoseconds).
+	lastRejectReload atomic.Int64
+	refreshing       atomic.Bool
+	flight           singleflight.Group
 }
 
 // Assertion implements assertion.Provider.
@@ -122,7 +125,12 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 // read the latest version at once and report whether it differs.
 func (p *rotatingProvider) reloadAfterRejection(ctx context.Context) (bool, error) {
 	old := p.state.Load()
-	if p.url.Pinned() || old == nil || time.Since(old.at) < minReloadAfterRejection {
+	if p.url.Pinned() || old == nil {
+		return false, nil
+	}
+	now := time.Now().UnixNano()
+	last := p.lastRejectReload.Load()
+	if now-last < int64(minReloadAfterRejection) || !p.lastRejectReload.CompareAndSwap(last, now) {
 		return false, nil
 	}
 	next, err := p.load(ctx)
@@ -135,7 +143,7 @@ func (p *rotatingProvider) reloadAfterRejection(ctx context.Context) (bool, erro
 // newLoaded builds the state for one certificate version.
 func newLoaded(version string, b *assertion.Builder) *loaded {
 	c := b.Certificate()
-	return &loaded{version: version, thumbprint: assertion.Thumbprint(c), notAfter: c.NotAfter, builder: b, at: time.Now()}
+	return &loaded{version: version, thumbprint: assertion.Thumbprint(c), notAfter: c.NotAfter, builder: b}
 }
 
 func rotationInterval(d time.Duration) time.Duration {

@@ -29,6 +29,7 @@ const (
 // world holds the emulators shared by the steps.
 type world struct {
 	entra *emulator.Entra
+	vault *emulator.Vault
 }
 
 type step struct {
@@ -47,10 +48,16 @@ func run() int {
 	defer w.entra.Close()
 	w.entra.AddTenant(tenantA)
 	w.entra.AddTenant(tenantB)
-	fmt.Printf("Entra ID emulator: %s (tenants %s, %s)\n\n", w.entra.AuthorityHost(), tenantA, tenantB)
+	w.vault = emulator.NewVault(w.entra, emulator.VaultOptions{Tenant: tenantA})
+	defer w.vault.Close()
+	fmt.Printf("Entra ID emulator: %s (tenant A %s, tenant B %s)\n", w.entra.AuthorityHost(), tenantA, tenantB)
+	fmt.Printf("Key Vault emulator: %s (tenant A)\n\n", w.vault.URL())
 
 	steps := []step{
 		{"SignedAssertionCredential: a certificate and key on disk, no client secret", stepSignedAssertion},
+		{"KeyVaultCertCredential: certificate in Key Vault, read by tenant A's identity, token in customer tenant B, rotation", stepKeyVaultCert},
+		{"HSMSignedAssertionCredential: the key never leaves the vault; Key Vault signs", stepHSM},
+		{"EasyAuthOBOCredential: a web app behind Easy Auth calls Azure as each signed-in user", stepOBO},
 	}
 	failed := 0
 	for i, s := range steps {

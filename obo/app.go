@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+	"unsafe"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
@@ -163,7 +164,7 @@ func (a *App) Credential(userAccessToken string) (*EasyAuthOBOCredential, error)
 		return nil, fmt.Errorf("%w: the user access token is empty", ErrNoUserToken)
 	}
 	now := a.now()
-	k := userKey(sha256.Sum256([]byte(userAccessToken)))
+	k := keyOf(userAccessToken)
 	e := a.cache.get(k)
 	if e == nil {
 		claims, err := a.inspect(userAccessToken, now)
@@ -176,6 +177,12 @@ func (a *App) Credential(userAccessToken string) (*EasyAuthOBOCredential, error)
 		return nil, fmt.Errorf("%w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, e.claims.Expires.UTC().Format(time.RFC3339))
 	}
 	return &EasyAuthOBOCredential{app: a, userToken: userAccessToken, entry: e}, nil
+}
+
+// keyOf hashes the user token without copying it (a token is about 1.5 KB; the copy was half the
+// cost of a cached request).
+func keyOf(token string) userKey {
+	return userKey(sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token))))
 }
 
 // CachedUsers returns how many user assertions the App's token cache holds (at most

@@ -3,6 +3,7 @@ package obo
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 
 	"github.com/azcredkit/azcredkit/internal/tokencache"
 )
@@ -24,35 +25,33 @@ type userEntry struct {
 	elem   *list.Element
 }
 
-// userCache is a sharded LRU of userEntry, bounded to max entries in all.
+// userCache is a sharded LRU of userEntry holding at most max entries in all: each shard keeps its
+// own recency order, and an insertion beyond the bound evicts the least recently used entry of its
+// shard (or of the next non-empty one), so the bound is global while locks stay per shard.
 type userCache struct {
-	shards []shard
+	shards [cacheShards]shard
+	size   atomic.Int64
+	max    int64
 }
 
 type shard struct {
 	mu  sync.Mutex
 	m   map[userKey]*userEntry
 	lru list.List // front: most recently used
-	max int
 }
 
 func newUserCache(max int) *userCache {
 	if max <= 0 {
 		max = DefaultMaxCachedUsers
 	}
-	n := min(cacheShards, max)
-	c := &userCache{shards: make([]shard, n)}
+	c := &userCache{max: int64(max)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[userKey]*userEntry)
-		c.shards[i].max = max / n
-		if i < max%n {
-			c.shards[i].max++ // the shards' bounds add up to max exactly
-		}
 	}
 	return c
 }
 
-func (c *userCache) shard(k userKey) *shard { return &c.shards[int(k[0])%len(c.shards)] }
+func (c *userCache) shard(k userKey) *shard { return &c.shards[k[0]%cacheShards] }
 
 // get returns the entry for k, marking it recently used.
 func (c *userCache) get(k userKey) *userEntry {
@@ -66,24 +65,50 @@ func (c *userCache) get(k userKey) *userEntry {
 	return e
 }
 
-// add stores a new entry for k (or returns the one another request added first), evicting the
-// least recently used entries beyond the bound.
+// add stores a new entry for k (or returns the one another request added first), then evicts
+// least recently used entries while the cache is over its bound.
 func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 	s := c.shard(k)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if e := s.m[k]; e != nil {
 		s.lru.MoveToFront(e.elem)
+		s.mu.Unlock()
 		return e
 	}
 	e := &userEntry{key: k, claims: claims}
 	e.elem = s.lru.PushFront(e)
 	s.m[k] = e
-	for s.lru.Len() > s.max {
-		old := s.lru.Remove(s.lru.Back()).(*userEntry)
-		delete(s.m, old.key)
+	s.mu.Unlock()
+	for n := c.size.Add(1); n > c.max; n = c.size.Load() {
+		if !c.evictOne(int(k[0]%cacheShards), e) {
+			break
+		}
 	}
 	return e
+}
+
+// evictOne removes the least recently used entry of shard i, or of the next shard that has one,
+// never keep (the entry being added).
+func (c *userCache) evictOne(i int, keep *userEntry) bool {
+	for j := range cacheShards {
+		s := &c.shards[(i+j)%cacheShards]
+		s.mu.Lock()
+		if back := s.lru.Back(); back != nil && back.Value.(*userEntry) != keep {
+			old := s.lru.Remove(back).(*userEntry)
+			delete(s.m, old.key)
+			s.mu.Unlock()
+			c.size.Add(-1)
+			return true
+		} else if back != nil && s.lru.Len() > 1 {
+			old := s.lru.Remove(back.Prev()).(*userEntry)
+			delete(s.m, old.key)
+			s.mu.Unlock()
+			c.size.Add(-1)
+			return true
+		}
+		s.mu.Unlock()
+	}
+	return false
 }
 
 // remove drops k (its user token expired).
@@ -94,17 +119,9 @@ func (c *userCache) remove(k userKey) {
 	if e := s.m[k]; e != nil {
 		s.lru.Remove(e.elem)
 		delete(s.m, k)
+		c.size.Add(-1)
 	}
 }
 
 // len returns the number of cached user assertions.
-func (c *userCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (c *userCache) len() int { return int(c.size.Load()) }

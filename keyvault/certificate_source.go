@@ -23,6 +23,17 @@ type ClientOptions struct {
 	DisableChallengeResourceVerification bool
 }
 
+// vaultOptions copies options and turns off body logging: Key Vault's answers carry private keys
+// (secrets) and assertion signatures (keys/sign), which must never reach a log.
+func vaultOptions(options *ClientOptions) ClientOptions {
+	var o ClientOptions
+	if options != nil {
+		o = *options
+	}
+	o.Logging.IncludeBody = false
+	return o
+}
+
 // Certificate is a certificate read from Key Vault.
 type Certificate struct {
 	// Chain is the certificate chain, leaf first.
@@ -56,10 +67,7 @@ func NewCertificateSource(certificateURL string, cred azcore.TokenCredential, op
 	if cred == nil {
 		return nil, errors.New("keyvault: the vault credential is nil: pass the credential that may read the vault (for example a managed identity)")
 	}
-	var o ClientOptions
-	if options != nil {
-		o = *options
-	}
+	o := vaultOptions(options)
 	sc, err := azsecrets.NewClient(u.Vault, cred, &azsecrets.ClientOptions{ClientOptions: o.ClientOptions, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification})
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: %w", err)

@@ -52,10 +52,7 @@ func NewSigner(keyURL string, cred azcore.TokenCredential, alg string, options *
 	if cred == nil {
 		return nil, errors.New("keyvault: NewSigner: the vault credential is nil")
 	}
-	var o ClientOptions
-	if options != nil {
-		o = *options
-	}
+	o := vaultOptions(options)
 	c, err := azkeys.NewClient(u.Vault, cred, &azkeys.ClientOptions{ClientOptions: o.ClientOptions, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification})
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: %w", err)

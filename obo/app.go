@@ -1,6 +1,7 @@
 package obo
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -91,7 +92,9 @@ func newApp(tenantID, clientID string, cred confidential.Credential, options *Ap
 		Credential: credName, TenantID: tenantID, ClientID: clientID, Cred: cred,
 		ClientOptions: o.ClientOptions, AdditionallyAllowedTenants: o.AdditionallyAllowedTenants,
 		DisableInstanceDiscovery: o.DisableInstanceDiscovery,
-		RecycleAfter:             int64(max(o.MaxCachedUsers, DefaultMaxCachedUsers)),
+		// MSAL's own OBO cache keeps every user's token; a fresh MSAL client every
+		// MaxCachedUsers exchanges keeps it within the same bound as ours.
+		RecycleAfter: int64(cmp.Or(o.MaxCachedUsers, DefaultMaxCachedUsers)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("obo: %w", err)

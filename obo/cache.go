@@ -65,42 +65,47 @@ func (c *userCache) get(k userKey) *userEntry {
 	return e
 }
 
-// add stores a new entry for k (or returns the one another request added first), then evicts
-// least recently used entries while the cache is over its bound.
+// add stores a new entry for k (or returns the one another request added first). It first
+// reserves room, evicting least recently used entries while the cache is full, so that the number
+// of entries never exceeds the bound, even for a moment.
 func (c *userCache) add(k userKey, claims userClaims) *userEntry {
+	if e := c.get(k); e != nil {
+		return e
+	}
+	for {
+		n := c.size.Load()
+		if n < c.max {
+			if c.size.CompareAndSwap(n, n+1) {
+				break
+			}
+			continue
+		}
+		if !c.evictOne(int(k[0] % cacheShards)) {
+			c.size.Add(1) // nothing left to evict (cannot happen with max >= 1)
+			break
+		}
+	}
 	s := c.shard(k)
 	s.mu.Lock()
-	if e := s.m[k]; e != nil {
+	defer s.mu.Unlock()
+	if e := s.m[k]; e != nil { // added meanwhile: give the room back
+		c.size.Add(-1)
 		s.lru.MoveToFront(e.elem)
-		s.mu.Unlock()
 		return e
 	}
 	e := &userEntry{key: k, claims: claims}
 	e.elem = s.lru.PushFront(e)
 	s.m[k] = e
-	s.mu.Unlock()
-	for n := c.size.Add(1); n > c.max; n = c.size.Load() {
-		if !c.evictOne(int(k[0]%cacheShards), e) {
-			break
-		}
-	}
 	return e
 }
 
-// evictOne removes the least recently used entry of shard i, or of the next shard that has one,
-// never keep (the entry being added).
-func (c *userCache) evictOne(i int, keep *userEntry) bool {
+// evictOne removes the least recently used entry of shard i, or of the next shard that has one.
+func (c *userCache) evictOne(i int) bool {
 	for j := range cacheShards {
 		s := &c.shards[(i+j)%cacheShards]
 		s.mu.Lock()
-		if back := s.lru.Back(); back != nil && back.Value.(*userEntry) != keep {
+		if back := s.lru.Back(); back != nil {
 			old := s.lru.Remove(back).(*userEntry)
-			delete(s.m, old.key)
-			s.mu.Unlock()
-			c.size.Add(-1)
-			return true
-		} else if back != nil && s.lru.Len() > 1 {
-			old := s.lru.Remove(back.Prev()).(*userEntry)
 			delete(s.m, old.key)
 			s.mu.Unlock()
 			c.size.Add(-1)

@@ -383,6 +383,9 @@ func tokenVersion(v1 bool) string {
 	return "2.0"
 }
 
+// MinOBOTokenLifetime is the shortest lifetime of On-Behalf-Of tokens, whatever SetTokenLifetime says.
+const MinOBOTokenLifetime = 10 * time.Minute
+
 func tokenBody(token string, lifetime, refreshIn time.Duration) map[string]any {
 	secs := int64(lifetime / time.Second)
 	body := map[string]any{
@@ -630,6 +633,10 @@ func (e *Entra) onBehalfOf(tr *TokenRequest, t *tenant, ca *jws) (map[string]any
 	}
 	e.mu.Lock()
 	lifetime, refreshIn, needMFA := e.lifetime, e.refreshIn, e.mfa[resource]
+	// Entra's access tokens live at least 10 minutes (the shortest configurable lifetime), and
+	// MSAL Go refuses an On-Behalf-Of token with less than 5 minutes left: short test lifetimes
+	// apply to app tokens only.
+	lifetime = max(lifetime, MinOBOTokenLifetime)
 	e.mu.Unlock()
 	amr := stringList(user["amr"])
 	if needMFA && !contains(amr, "mfa") {

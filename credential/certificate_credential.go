@@ -1,0 +1,33 @@
+package credential
+
+import (
+	"crypto/rsa"
+	"fmt"
+
+	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/keyvault"
+)
+
+const credNameCertificate = "CertificateCredential"
+
+// NewCertificateCredential is the certificate-on-disk shortcut: it parses certData — a PEM made by
+// openssl (certificate and key in any order, PKCS#1 or PKCS#8) or a PKCS#12/PFX from Windows or
+// OpenSSL 3, with password — using keyvault.ParseCertificate, and returns a
+// SignedAssertionCredential that signs client assertions with the key (PS256).
+//
+//	data, err := os.ReadFile("service.pem")
+//	cred, err := credential.NewCertificateCredential(tenantID, clientID, data, "", nil)
+//
+// Errors wrap keyvault's sentinels (ErrWrongPassword, ErrKeyMismatch, ErrUnsupportedKey,
+// ErrCertificateExpired, ErrNotExportable for a file without a key...).
+func NewCertificateCredential(tenantID, clientID string, certData []byte, password string, options *SignedAssertionCredentialOptions) (*SignedAssertionCredential, error) {
+	chain, key, err := keyvault.ParseCertificate(certData, password)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", credNameCertificate, err)
+	}
+	signer, err := assertion.NewLocalSigner(key.(*rsa.PrivateKey), assertion.PS256)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", credNameCertificate, err)
+	}
+	return NewSignedAssertionCredential(tenantID, clientID, chain, signer, options)
+}

@@ -216,3 +216,34 @@ func TestKeyVaultSignerWithSignedAssertionCredential(t *testing.T) {
 	_, err = keyvault.NewSigner(k.vault.URL()+"/keys/x", k.miCred, "HS256", &k.vaultCO)
 	require.ErrorIs(t, err, assertion.ErrUnsupportedAlgorithm)
 }
+
+func TestHSMCredentialRotation(t *testing.T) {
+	ctx := context.Background()
+	k := newKVEnv(t)
+	chain1 := k.importHSM("hsm-cert", 0)
+	c, err := credential.NewHSMSignedAssertionCredential(tenantA, clientID, k.certURL("hsm-cert"), k.miCred, k.hsmOptions(""))
+	require.NoError(t, err)
+	_, err = c.GetToken(ctx, vaultScope)
+	require.NoError(t, err)
+
+	// A new version (new key, new kid) replaces the old one on the app registration.
+	chain2 := k.importHSM("hsm-cert", 1)
+	k.app.RemoveCertificate(chain1[0])
+	var kids []string
+	k.entra.OnToken(func(r *emulator.TokenRequest) *emulator.ErrorResponse {
+		if r.ClientID == clientID {
+			kids = append(kids, fmt.Sprint(r.AssertionHeader["x5t"]))
+		}
+		return nil
+	})
+	_, err = c.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})
+	require.NoError(t, err, "rejected certificate: reload and retry once")
+	require.Equal(t, []string{x5t(chain1[0]), x5t(chain2[0])}, kids)
+	require.Equal(t, int64(2), k.vault.Count("certificates/get"))
+	require.Equal(t, int64(2), k.vault.Count("keys/sign"), "one signature per key version")
+	require.Zero(t, k.vault.Count("secrets/get"))
+	a, err := c.Assertion(ctx, k.entra.TokenEndpoint(tenantA))
+	require.NoError(t, err)
+	h, _ := decodeJWT(t, a)
+	require.Equal(t, x5t(chain2[0]), h["x5t"])
+}

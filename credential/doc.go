@@ -5,8 +5,8 @@
 //
 // # Which credential
 //
-//   - SignedAssertionCredential: the certificate and its key are at hand (a file, see
-//     keyvault.ParseCertificate; or your own assertion.Signer: PKCS#11, TPM, KMS).
+//   - SignedAssertionCredential: the certificate and its key are at hand: a file
+//     (NewCertificateCredential reads PEM and PFX), or your own assertion.Signer (PKCS#11, TPM, KMS).
 //   - KeyVaultCertCredential: the certificate and its exportable key live in Key Vault; the
 //     credential loads them (authenticating to the vault with another credential, which may be
 //     a managed identity in another tenant) and follows rotation.

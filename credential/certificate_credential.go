@@ -25,7 +25,11 @@ func NewCertificateCredential(tenantID, clientID string, certData []byte, passwo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", credNameCertificate, err)
 	}
-	signer, err := assertion.NewLocalSigner(key.(*rsa.PrivateKey), assertion.PS256)
+	rk, ok := key.(*rsa.PrivateKey)
+	if !ok { // ParseCertificate returns RSA keys only; this guards a future change
+		return nil, fmt.Errorf("%s: %w", credNameCertificate, keyvault.ErrUnsupportedKey)
+	}
+	signer, err := assertion.NewLocalSigner(rk, assertion.PS256)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", credNameCertificate, err)
 	}

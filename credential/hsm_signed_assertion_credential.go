@@ -3,6 +3,7 @@ package credential
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -38,8 +39,9 @@ type HSMSignedAssertionCredentialOptions struct {
 // token request. Rotation is followed as by KeyVaultCertCredential (new version: new certificate
 // and key ID).
 type HSMSignedAssertionCredential struct {
-	p  *rotatingProvider
-	tc *tokenClient
+	p     *rotatingProvider
+	tc    *tokenClient
+	signs atomic.Int64
 }
 
 // NewHSMSignedAssertionCredential reads only the public certificate for certificateURL and has Key
@@ -61,28 +63,29 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 	if err := checkLifetime(bo); err != nil {
 		return nil, fmt.Errorf("%s: %w", credNameHSM, err)
 	}
+	c := &HSMSignedAssertionCredential{}
 	p := &rotatingProvider{
 		name:     credNameHSM,
 		url:      src.URL(),
 		interval: rotationInterval(o.RotationCheckInterval),
 		logger:   o.Logger,
 		read: func(ctx context.Context, cur *loaded) (*loaded, error) {
-			c, err := src.LoadPublic(ctx)
+			cert, err := src.LoadPublic(ctx)
 			if err != nil {
 				return nil, err
 			}
-			if cur != nil && cur.version == c.Version {
+			if cur != nil && cur.version == cert.Version {
 				return cur, nil
 			}
-			signer, err := keyvault.NewSigner(c.KeyID, vaultCredential, alg, &o.Vault)
+			signer, err := keyvault.NewSigner(cert.KeyID, vaultCredential, alg, &o.Vault)
 			if err != nil {
-				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), c.Version, err)
+				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), cert.Version, err)
 			}
-			b, err := assertion.NewBuilder(clientID, c.Chain, signer, bo)
+			b, err := assertion.NewBuilder(clientID, cert.Chain, &countingSigner{Signer: signer, n: &c.signs}, bo)
 			if err != nil {
-				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), c.Version, err)
+				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), cert.Version, err)
 			}
-			return newLoaded(c.Version, b), nil
+			return newLoaded(cert.Version, b), nil
 		},
 	}
 	tc, err := newTokenClient(credNameHSM, tenantID, clientID, func() assertion.Provider { return p }, &o.SignedAssertionCredentialOptions)
@@ -90,7 +93,23 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 		return nil, err
 	}
 	tc.reload = p.reloadAfterRejection
-	return &HSMSignedAssertionCredential{p: p, tc: tc}, nil
+	c.p, c.tc = p, tc
+	return c, nil
+}
+
+// SignCount returns how many keys/sign operations this credential has sent to Key Vault (each is
+// billed and, on Premium vaults, rate-limited): one per assertion lifetime per token endpoint.
+func (c *HSMSignedAssertionCredential) SignCount() int64 { return c.signs.Load() }
+
+// countingSigner counts the signatures of a Key Vault signer.
+type countingSigner struct {
+	*keyvault.Signer
+	n *atomic.Int64
+}
+
+func (s *countingSigner) Sign(ctx context.Context, digest []byte) ([]byte, error) {
+	s.n.Add(1)
+	return s.Signer.Sign(ctx, digest)
 }
 
 // GetToken returns an access token for opts.Scopes. It implements azcore.TokenCredential.

@@ -98,6 +98,7 @@ func TestHSMCredentialSignOpBudget(t *testing.T) {
 			require.NoError(t, err)
 		}
 		require.Equal(t, int64(1), k.vault.Count("keys/sign"))
+		require.Equal(t, int64(1), c.SignCount())
 		require.Equal(t, int64(6), k.entra.Count("token"))
 	})
 	t.Run("steady state with short tokens", func(t *testing.T) {

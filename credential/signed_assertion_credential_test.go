@@ -324,6 +324,7 @@ func TestEntraErrors(t *testing.T) {
 		start := time.Now()
 		_, err := c.GetToken(dctx, policy.TokenRequestOptions{Scopes: []string{vaultRes}})
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "SignedAssertionCredential: no token for client "+clientID)
 		require.Less(t, time.Since(start), time.Second)
 	})
 }

@@ -113,9 +113,11 @@ func (t *tokenClient) slow(ctx context.Context, key tokencache.Key, opts *policy
 	if opts.Claims != "" {
 		// A claims challenge (CAE, conditional access) means the cached token was refused:
 		// bypass it and cache the new one.
-		return s.Replace(ctx, p, fetch)
+		tok, err := s.Replace(ctx, p, fetch)
+		return tok, entra.Waited(ctx, t.client.Credential(), t.client.ClientID(), key.Tenant, key.Scopes, err)
 	}
-	return s.Get(ctx, p, fetch)
+	tok, err := s.Get(ctx, p, fetch)
+	return tok, entra.Waited(ctx, t.client.Credential(), t.client.ClientID(), key.Tenant, key.Scopes, err)
 }
 
 func (t *tokenClient) acquire(ctx context.Context, req entra.Request) (azcore.AccessToken, error) {

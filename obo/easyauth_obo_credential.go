@@ -76,9 +76,11 @@ func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, op
 		return tok, nil
 	}
 	if opts.Claims != "" {
-		return s.Replace(ctx, p, fetch)
+		tok, err := s.Replace(ctx, p, fetch)
+		return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, err)
 	}
-	return s.Get(ctx, p, fetch)
+	tok, err := s.Get(ctx, p, fetch)
+	return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, err)
 }
 
 // tenant picks the tenant of the exchange: the requested one (subject to

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,6 +208,16 @@ func Convert(credential, clientID, tenant string, scopes []string, err error) er
 		return err
 	}
 	return &nonRetriable{fmt.Errorf("%s: getting a token for client %s in tenant %q: %w", credential, clientID, tenant, err)}
+}
+
+// Waited wraps err when the caller's context ended while it waited for a token, so that the error
+// says which credential, client, tenant and scopes it was waiting for; other errors pass through.
+func Waited(ctx context.Context, credential, clientID, tenant, scopes string, err error) error {
+	if err == nil || ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return &nonRetriable{fmt.Errorf("%s: no token for client %s in tenant %q (scopes %s) before the caller's context ended (the request to Microsoft Entra ID goes on for later callers): %w",
+		credential, clientID, tenant, scopes, err)}
 }
 
 type nonRetriable struct{ error }

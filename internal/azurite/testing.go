@@ -77,9 +77,34 @@ func install(t testing.TB) error {
 	if _, err := os.Stat(filepath.Join(dir, "package-lock.json")); err != nil {
 		return err
 	}
-	t.Logf("Azurite is not installed: running %q in %s (first run only; about 20 s)", "npm ci --no-audit --no-fund", dir)
+	// Two test processes must not install at once (npm ci deletes node_modules first).
+	lock := filepath.Join(dir, ".npm-install.lock")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	for {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			defer os.Remove(lock)
+			break
+		}
+		if fi, serr := os.Stat(lock); serr == nil && time.Since(fi.ModTime()) > 5*time.Minute {
+			_ = os.Remove(lock) // left by a killed run
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("another process is installing Azurite (%s): %w", lock, ctx.Err())
+		case <-time.After(time.Second):
+		}
+		if _, err := findBinary(); err == nil {
+			return nil // the other process finished the install
+		}
+	}
+	if _, err := findBinary(); err == nil {
+		return nil
+	}
+	t.Logf("Azurite is not installed: running %q in %s (first run only; about 20 s)", "npm ci --no-audit --no-fund", dir)
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/azcredkit/azcredkit/internal/safetext"
 )
 
 // Provider returns a signed client assertion whose "aud" is audience (the token endpoint URL).
@@ -101,11 +103,11 @@ func NewBuilder(clientID string, chain []*x509.Certificate, signer Signer, optio
 	}
 	leaf := chain[0]
 	if err := CheckRSAPublicKey(leaf.PublicKey); err != nil {
-		return nil, fmt.Errorf("assertion: certificate %q (thumbprint %s): %w", leaf.Subject.CommonName, Thumbprint(leaf), err)
+		return nil, fmt.Errorf("assertion: certificate %q (thumbprint %s): %w", certName(leaf), Thumbprint(leaf), err)
 	}
 	if pk, ok := signer.(PublicKeyer); ok {
 		if pub, ok := pk.Public().(*rsa.PublicKey); ok && pub != nil && !pub.Equal(leaf.PublicKey) {
-			return nil, fmt.Errorf("assertion: certificate %q (thumbprint %s): %w: the signer's key belongs to another certificate", leaf.Subject.CommonName, Thumbprint(leaf), ErrKeyMismatch)
+			return nil, fmt.Errorf("assertion: certificate %q (thumbprint %s): %w: the signer's key belongs to another certificate", certName(leaf), Thumbprint(leaf), ErrKeyMismatch)
 		}
 	}
 	if err := CheckValidity(leaf, time.Now()); err != nil {
@@ -148,10 +150,10 @@ func CheckValidity(cert *x509.Certificate, now time.Time) error {
 	switch {
 	case now.After(cert.NotAfter):
 		return fmt.Errorf("certificate %q (thumbprint %s) expired on %s: %w; renew it and register the new certificate on the app",
-			cert.Subject.CommonName, Thumbprint(cert), cert.NotAfter.UTC().Format(time.RFC3339), ErrCertificateExpired)
+			certName(cert), Thumbprint(cert), cert.NotAfter.UTC().Format(time.RFC3339), ErrCertificateExpired)
 	case now.Before(cert.NotBefore):
 		return fmt.Errorf("certificate %q (thumbprint %s) is not valid before %s: %w; check the clock or wait",
-			cert.Subject.CommonName, Thumbprint(cert), cert.NotBefore.UTC().Format(time.RFC3339), ErrCertificateExpired)
+			certName(cert), Thumbprint(cert), cert.NotBefore.UTC().Format(time.RFC3339), ErrCertificateExpired)
 	}
 	return nil
 }
@@ -269,3 +271,6 @@ func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 func sha256sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 
 func sha1sum(b []byte) []byte { s := sha1.Sum(b); return s[:] } //nolint:gosec // x5t thumbprint
+
+// certName is the certificate's common name for messages, at most 64 bytes.
+func certName(c *x509.Certificate) string { return safetext.Clip(c.Subject.CommonName, 64) }

@@ -50,7 +50,7 @@ func newTokenClient(name, tenantID, clientID string, provider func() assertion.P
 		DisableInstanceDiscovery:   o.DisableInstanceDiscovery,
 	})
 	if err != nil {
-		return nil, err
+		return nil, optionsError{err}
 	}
 	return &tokenClient{client: c, home: tenantID, logger: o.Logger}, nil
 }
@@ -72,7 +72,7 @@ func (t *tokenClient) getToken(ctx context.Context, opts *policy.TokenRequestOpt
 func (t *tokenClient) getTokenSlow(ctx context.Context, opts *policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tenant, err := t.client.ResolveTenant(opts.TenantID)
 	if err != nil {
-		return azcore.AccessToken{}, entra.NonRetriable(err)
+		return azcore.AccessToken{}, entra.NonRetriable(optionsError{err})
 	}
 	key := tokencache.Key{Tenant: tenant, CAE: opts.EnableCAE}
 	switch len(opts.Scopes) {

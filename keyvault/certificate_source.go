@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"time"
 
@@ -65,7 +64,7 @@ func NewCertificateSource(certificateURL string, cred azcore.TokenCredential, op
 		return nil, err
 	}
 	if cred == nil {
-		return nil, errors.New("keyvault: the vault credential is nil: pass the credential that may read the vault (for example a managed identity)")
+		return nil, fmt.Errorf("keyvault: %w: the vault credential is nil: pass the credential that may read the vault (for example a managed identity)", assertion.ErrInvalidOptions)
 	}
 	o := vaultOptions(options)
 	sc, err := azsecrets.NewClient(u.Vault, cred, &azsecrets.ClientOptions{ClientOptions: o.ClientOptions, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification})

@@ -50,7 +50,7 @@ func NewSigner(keyURL string, cred azcore.TokenCredential, alg string, options *
 		return nil, fmt.Errorf("keyvault: NewSigner: %w", err)
 	}
 	if cred == nil {
-		return nil, errors.New("keyvault: NewSigner: the vault credential is nil")
+		return nil, fmt.Errorf("keyvault: NewSigner: %w: the vault credential is nil", assertion.ErrInvalidOptions)
 	}
 	o := vaultOptions(options)
 	c, err := azkeys.NewClient(u.Vault, cred, &azkeys.ClientOptions{ClientOptions: o.ClientOptions, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification})

@@ -80,7 +80,7 @@ func parseObjectURL(raw string, collections ...string) (ObjectURL, error) {
 		}
 	}
 	if !ok {
-		return bad(fmt.Sprintf("%q objects are not accepted here", parts[0]))
+		return bad(fmt.Sprintf("%q objects are not accepted here", parts[0][:min(len(parts[0]), 40)]))
 	}
 	o := ObjectURL{Vault: "https://" + u.Host, Collection: parts[0], Name: parts[1]}
 	if len(parts) == 3 {
@@ -107,10 +107,20 @@ func validName(s string, max int) bool {
 	return true
 }
 
-// redactURL keeps error messages short and free of anything after the path (a SAS-like query).
+// redactURL keeps error messages short and free of anything after the path (a SAS-like query)
+// and of user info (user:password@).
 func redactURL(raw string) string {
 	if i := strings.IndexAny(raw, "?#"); i >= 0 {
 		raw = raw[:i] + "?..."
+	}
+	if i := strings.Index(raw, "//"); i >= 0 {
+		authority := raw[i+2:]
+		if j := strings.IndexByte(authority, '/'); j >= 0 {
+			authority = authority[:j]
+		}
+		if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+			raw = raw[:i+2] + "***@" + raw[i+2+at+1:]
+		}
 	}
 	if len(raw) > 200 {
 		raw = raw[:200] + "..."

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/azcredkit/azcredkit/internal/safetext"
 )
 
 // More sentinels for Key Vault's answers, matched with errors.Is.
@@ -49,7 +51,8 @@ type Error struct {
 func (e *Error) Error() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "keyvault: %s %s", e.Op, e.Object)
-	if e.StatusCode != 0 {
+	var re *azcore.ResponseError
+	if e.StatusCode != 0 || errors.As(e.err, &re) { // never azcore's dump of the whole response
 		fmt.Fprintf(&sb, ": HTTP %d", e.StatusCode)
 		if e.Code != "" {
 			fmt.Fprintf(&sb, " %s", e.Code)
@@ -95,7 +98,7 @@ func vaultError(op string, obj ObjectURL, err error) error {
 		return e
 	}
 	e.StatusCode = re.StatusCode
-	e.Code = re.ErrorCode
+	e.Code = truncate(re.ErrorCode, maxCodeLen)
 	if re.RawResponse != nil && re.RawResponse.Body != nil {
 		data, _ := io.ReadAll(io.LimitReader(re.RawResponse.Body, 64<<10))
 		re.RawResponse.Body = io.NopCloser(bytes.NewReader(data))
@@ -110,11 +113,11 @@ func vaultError(op string, obj ObjectURL, err error) error {
 		}
 		if json.Unmarshal(data, &b) == nil {
 			if b.Error.Code != "" {
-				e.Code = b.Error.Code
+				e.Code = truncate(b.Error.Code, maxCodeLen)
 			}
 			e.Message = truncate(b.Error.Message, 500)
 			if b.Error.InnerError != nil {
-				e.InnerCode = b.Error.InnerError.Code
+				e.InnerCode = truncate(b.Error.InnerError.Code, maxCodeLen)
 			}
 		}
 	}
@@ -142,9 +145,9 @@ func vaultError(op string, obj ObjectURL, err error) error {
 	return e
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
+// maxCodeLen bounds the error codes kept from a response (Key Vault's are under 40 bytes; a
+// proxy's may be anything).
+const maxCodeLen = 100
+
+// truncate bounds outside text (header values may hold any byte) for messages.
+var truncate = safetext.Clip

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -59,7 +58,7 @@ type App struct {
 // certificate credential: it needs no secret.
 func NewAppWithSecret(tenantID, clientID, secret string, options *AppOptions) (*App, error) {
 	if secret == "" {
-		return nil, errors.New("obo: NewAppWithSecret: the secret is empty")
+		return nil, fmt.Errorf("obo: NewAppWithSecret: %w: the secret is empty", assertion.ErrInvalidOptions)
 	}
 	cred, err := confidential.NewCredFromSecret(secret)
 	if err != nil {
@@ -72,7 +71,7 @@ func NewAppWithSecret(tenantID, clientID, secret string, options *AppOptions) (*
 // *credential.KeyVaultCertCredential or *credential.HSMSignedAssertionCredential.
 func NewAppWithAssertion(tenantID, clientID string, provider assertion.Provider, options *AppOptions) (*App, error) {
 	if provider == nil {
-		return nil, errors.New("obo: NewAppWithAssertion: the assertion provider is nil")
+		return nil, fmt.Errorf("obo: NewAppWithAssertion: %w: the assertion provider is nil", assertion.ErrInvalidOptions)
 	}
 	cred := confidential.NewCredFromAssertionCallback(func(ctx context.Context, o confidential.AssertionRequestOptions) (string, error) {
 		return provider.Assertion(ctx, o.TokenEndpoint)
@@ -86,7 +85,7 @@ func newApp(tenantID, clientID string, cred confidential.Credential, options *Ap
 		o = *options
 	}
 	if o.MaxCachedUsers < 0 {
-		return nil, fmt.Errorf("obo: MaxCachedUsers is %d; use 0 for the default (%d) or a positive bound", o.MaxCachedUsers, DefaultMaxCachedUsers)
+		return nil, fmt.Errorf("obo: %w: MaxCachedUsers is %d; use 0 for the default (%d) or a positive bound", assertion.ErrInvalidOptions, o.MaxCachedUsers, DefaultMaxCachedUsers)
 	}
 	c, err := entra.NewClient(entra.Config{
 		Credential: credName, TenantID: tenantID, ClientID: clientID, Cred: cred,
@@ -97,7 +96,7 @@ func newApp(tenantID, clientID string, cred confidential.Credential, options *Ap
 		RecycleAfter: int64(cmp.Or(o.MaxCachedUsers, DefaultMaxCachedUsers)),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("obo: %w", err)
+		return nil, optionsError{fmt.Errorf("obo: %w", err)}
 	}
 	return &App{
 		client:    c,

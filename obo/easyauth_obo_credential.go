@@ -8,6 +8,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
 )
@@ -36,7 +37,7 @@ func (c *EasyAuthOBOCredential) GetToken(ctx context.Context, opts policy.TokenR
 	key := tokencache.Key{Tenant: tenant, CAE: opts.EnableCAE}
 	switch len(opts.Scopes) {
 	case 0:
-		return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("obo: %s.GetToken: no scope given", credName))
+		return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("obo: %s.GetToken: %w: no scope given (for example %q)", credName, assertion.ErrInvalidOptions, "https://storage.azure.com/user_impersonation"))
 	case 1:
 		key.Scopes = opts.Scopes[0]
 	default:
@@ -88,7 +89,11 @@ func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, op
 // user of a multi-tenant app), else the app's tenant.
 func (c *EasyAuthOBOCredential) tenant(requested string) (string, error) {
 	if requested != "" {
-		return c.app.client.ResolveTenant(requested)
+		t, err := c.app.client.ResolveTenant(requested)
+		if err != nil {
+			return "", optionsError{err}
+		}
+		return t, nil
 	}
 	if tid := c.entry.claims.TID; tid != "" {
 		if t, err := c.app.client.ResolveTenant(tid); err == nil {

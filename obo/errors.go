@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
 )
 
@@ -109,3 +110,10 @@ func fromEntra(err error, scopes []string) error {
 	}
 	return err
 }
+
+// optionsError marks a configuration error (tenant, client ID, authority host, a tenant the
+// options do not allow) so that errors.Is matches assertion.ErrInvalidOptions; the message is
+// err's.
+type optionsError struct{ error }
+
+func (e optionsError) Unwrap() []error { return []error{e.error, assertion.ErrInvalidOptions} }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/azcredkit/azcredkit/internal/safetext"
 )
 
 // MaxUserTokenSize bounds the user tokens accepted (Entra access tokens are a few KB).
@@ -35,14 +37,14 @@ func (a *App) inspect(token string, now time.Time) (userClaims, error) {
 	_, hasScp := mc["scp"]
 	_, hasRoles := mc["roles"]
 	switch {
-	case !hasScp && hasRoles:
+	case !hasScp && (hasRoles || str("idtyp") == "app"):
 		return userClaims{}, fmt.Errorf("%w: it is an app-only token (roles, no scp): On-Behalf-Of needs a user's delegated token", ErrInvalidUserToken)
 	case !hasScp:
 		return userClaims{}, fmt.Errorf("%w: the token has no scp claim: it looks like an id token, which cannot be exchanged. In Easy Auth, add this app's scope to the login parameters (scope=openid profile offline_access api://%s/user_impersonation) so that X-MS-TOKEN-AAD-ACCESS-TOKEN is an access token for this app", ErrNoUserToken, a.clientID)
 	}
 	aud, err := mc.GetAudience()
 	if err != nil || !a.acceptsAudience(aud) {
-		return userClaims{}, fmt.Errorf("%w: its audience %q is not this app (%s): the client must request a token for this app's scope, not for another API", ErrInvalidUserToken, []string(aud), strings.Join(a.audiences, ", "))
+		return userClaims{}, fmt.Errorf("%w: its audience %q is not this app (%s): the client must request a token for this app's scope, not for another API", ErrInvalidUserToken, shortList(aud), strings.Join(a.audiences, ", "))
 	}
 	exp, err := mc.GetExpirationTime()
 	if err != nil || exp == nil {
@@ -68,4 +70,16 @@ func (a *App) acceptsAudience(aud []string) bool {
 		}
 	}
 	return false
+}
+
+// shortList keeps a token's claim values short in messages: at most 3 of at most 100 bytes.
+func shortList(values []string) []string {
+	var out []string
+	for i, v := range values {
+		if i == 3 {
+			return append(out, fmt.Sprintf("... %d more", len(values)-i))
+		}
+		out = append(out, safetext.Clip(v, 100))
+	}
+	return out
 }

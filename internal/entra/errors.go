@@ -12,6 +12,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+
+	"github.com/azcredkit/azcredkit/internal/safetext"
 )
 
 // MaxErrorBody bounds how much of an error response is read and parsed.
@@ -99,9 +101,9 @@ func (e *Error) Error() string {
 		e.Credential, e.ClientID, e.Tenant, strings.Join(e.Scopes, " "), e.StatusCode)
 	switch {
 	case e.Code != "":
-		fmt.Fprintf(&sb, " %s", e.Code)
+		fmt.Fprintf(&sb, " %s", clip(e.Code, maxFieldLen))
 		if e.SubError != "" {
-			fmt.Fprintf(&sb, " (%s)", e.SubError)
+			fmt.Fprintf(&sb, " (%s)", clip(e.SubError, maxFieldLen))
 		}
 		if d := firstLine(e.Description); d != "" {
 			fmt.Fprintf(&sb, ": %s", d)
@@ -113,12 +115,12 @@ func (e *Error) Error() string {
 		if e.RawResponse != nil {
 			ct = e.RawResponse.Header.Get("Content-Type")
 		}
-		fmt.Fprintf(&sb, " with a body that is not Entra's JSON error (Content-Type %q): a proxy or the wrong authority host may be answering", ct)
+		fmt.Fprintf(&sb, " with a body that is not Entra's JSON error (Content-Type %q): a proxy or the wrong authority host may be answering", clip(ct, maxFieldLen))
 	}
 	if e.CorrelationID != "" {
-		fmt.Fprintf(&sb, " [correlation ID %s", e.CorrelationID)
+		fmt.Fprintf(&sb, " [correlation ID %s", clip(e.CorrelationID, maxFieldLen))
 		if e.TraceID != "" {
-			fmt.Fprintf(&sb, ", trace ID %s", e.TraceID)
+			fmt.Fprintf(&sb, ", trace ID %s", clip(e.TraceID, maxFieldLen))
 		}
 		sb.WriteString("]")
 	}
@@ -153,12 +155,15 @@ func firstLine(d string) string {
 	if i := strings.Index(d, " Trace ID:"); i >= 0 {
 		d = d[:i]
 	}
-	const max = 600
-	if len(d) > max {
-		d = d[:max] + "..."
-	}
-	return d
+	return clip(d, 600)
 }
+
+// maxFieldLen bounds each short field of a response in the message (Entra's codes and IDs are
+// under 40 bytes; a proxy's may be anything).
+const maxFieldLen = 100
+
+// clip bounds response text (header values may hold any byte) for the message.
+var clip = safetext.Clip
 
 func hint(e *Error) string {
 	switch e.AADSTS {

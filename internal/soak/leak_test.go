@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
@@ -47,10 +48,23 @@ func newLogger(c *capture) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// listenAzcoreLog sends every azcore/log event (requests, responses, retries...) to c.
+// azcoreSink is where the azcore/log listener (set once, in TestMain: azcore's listener is a plain
+// global, and background refreshes may log after a test ends) writes; nil drops the events.
+var azcoreSink atomic.Pointer[capture]
+
+func setAzcoreListener() {
+	azlog.SetListener(func(ev azlog.Event, msg string) {
+		if c := azcoreSink.Load(); c != nil {
+			c.add(string(ev) + ": " + msg)
+		}
+	})
+}
+
+// listenAzcoreLog sends every azcore/log event (requests, responses, retries...) to c until the
+// test ends.
 func listenAzcoreLog(t testing.TB, c *capture) {
-	azlog.SetListener(func(ev azlog.Event, msg string) { c.add(string(ev) + ": " + msg) })
-	t.Cleanup(func() { azlog.SetListener(nil) })
+	azcoreSink.Store(c)
+	t.Cleanup(func() { azcoreSink.CompareAndSwap(c, nil) })
 }
 
 // keyParts returns the private parts of the keys (D, P, Q), which must never appear anywhere, in

@@ -31,6 +31,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	setAzcoreListener()
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),

@@ -9,13 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
 
@@ -36,39 +35,6 @@ const fuzzDeadline = 5 * time.Second
 // maxMessage bounds error messages (the longest real one, a key that matches none of three
 // certificates, is about 400 bytes).
 const maxMessage = 2048
-
-// within runs fn and fails the test when it panics or does not return within d. A hung call keeps
-// running in its goroutine: the test binary's exit ends it.
-func within(t *testing.T, d time.Duration, what string, fn func()) {
-	t.Helper()
-	type result struct {
-		panicked bool
-		value    any
-		stack    []byte
-	}
-	done := make(chan result, 1)
-	go func() {
-		r := result{panicked: true}
-		defer func() {
-			if r.panicked {
-				r.value, r.stack = recover(), debug.Stack()
-			}
-			done <- r
-		}()
-		fn()
-		r.panicked = false
-	}()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		if r.panicked {
-			t.Fatalf("%s panicked: %v\n%s", what, r.value, r.stack)
-		}
-	case <-timer.C:
-		t.Fatalf("%s did not return within %v: unbounded work for this input; where it is:\n%s", what, d, hungStack())
-	}
-}
 
 var certificateSentinels = []error{
 	keyvault.ErrWrongPassword, keyvault.ErrEncryptedPEM, keyvault.ErrNotExportable, keyvault.ErrKeyMismatch,
@@ -122,7 +88,7 @@ func FuzzParseCertificate(f *testing.F) {
 		var chain []*x509.Certificate
 		var key crypto.PrivateKey
 		var err error
-		within(t, fuzzDeadline, fmt.Sprintf("ParseCertificate (%d bytes)", len(data)), func() {
+		testguard.Within(t, fuzzDeadline, fmt.Sprintf("ParseCertificate (%d bytes)", len(data)), func() {
 			chain, key, err = keyvault.ParseCertificate(data, password)
 		})
 		if err != nil {
@@ -189,7 +155,7 @@ func FuzzParseURL(f *testing.F) {
 		for _, p := range parsers {
 			var u keyvault.ObjectURL
 			var err error
-			within(t, fuzzDeadline, p.name, func() { u, err = p.parse(raw) })
+			testguard.Within(t, fuzzDeadline, p.name, func() { u, err = p.parse(raw) })
 			if err != nil {
 				checkURLError(t, p.name, raw, err, p.parse)
 				continue
@@ -272,17 +238,4 @@ func validFuzzName(s string, max int) bool {
 		}
 	}
 	return true
-}
-
-// hungStack returns the stacks of the goroutines started by within (the hung call).
-func hungStack() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, ".within") && !strings.Contains(g, "testing.tRunner") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
 }

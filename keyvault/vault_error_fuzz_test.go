@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	goruntime "runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/azcredkit/azcredkit/internal/testguard"
 )
 
 // FuzzVaultError feeds the Key Vault error mapping (vaultError) any HTTP status and body, as
@@ -52,7 +52,7 @@ func FuzzVaultError(f *testing.F) {
 			resp.Header.Set("x-ms-error-code", errorCode)
 		}
 		var err error
-		withinInternal(t, 5*time.Second, "vaultError", func() { err = vaultError(op, obj, runtime.NewResponseError(resp)) })
+		testguard.Within(t, 5*time.Second, "vaultError", func() { err = vaultError(op, obj, runtime.NewResponseError(resp)) })
 
 		var e *Error
 		if !errors.As(err, &e) {
@@ -107,49 +107,4 @@ func secretValueIn(body []byte) string {
 		return ""
 	}
 	return b.Value
-}
-
-// withinInternal is keyvault_test's within for this internal test file.
-func withinInternal(t *testing.T, d time.Duration, what string, fn func()) {
-	t.Helper()
-	type result struct {
-		panicked bool
-		value    any
-		stack    []byte
-	}
-	done := make(chan result, 1)
-	go func() {
-		r := result{panicked: true}
-		defer func() {
-			if r.panicked {
-				r.value, r.stack = recover(), debug.Stack()
-			}
-			done <- r
-		}()
-		fn()
-		r.panicked = false
-	}()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		if r.panicked {
-			t.Fatalf("%s panicked: %v\n%s", what, r.value, r.stack)
-		}
-	case <-timer.C:
-		t.Fatalf("%s did not return within %v: unbounded work for this input; where it is:\n%s", what, d, hungStack())
-	}
-}
-
-// hungStack returns the stacks of the goroutines started by within (the hung call).
-func hungStack() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:goruntime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, ".within") && !strings.Contains(g, "testing.tRunner") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
 }

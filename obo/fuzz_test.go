@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 
+	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/obo"
 )
 
@@ -47,38 +46,6 @@ func fuzzApp(t testing.TB, trusted bool) *obo.App {
 	return a
 }
 
-// within runs fn and fails the test when it panics or does not return within d.
-func within(t *testing.T, d time.Duration, what string, fn func()) {
-	t.Helper()
-	type result struct {
-		panicked bool
-		value    any
-		stack    []byte
-	}
-	done := make(chan result, 1)
-	go func() {
-		r := result{panicked: true}
-		defer func() {
-			if r.panicked {
-				r.value, r.stack = recover(), debug.Stack()
-			}
-			done <- r
-		}()
-		fn()
-		r.panicked = false
-	}()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		if r.panicked {
-			t.Fatalf("%s panicked: %v\n%s", what, r.value, r.stack)
-		}
-	case <-timer.C:
-		t.Fatalf("%s did not return within %v: unbounded work for this input; where it is:\n%s", what, d, hungStack())
-	}
-}
-
 const fuzzDeadline = 5 * time.Second
 
 var userTokenSentinels = []error{obo.ErrNoUserToken, obo.ErrInvalidUserToken, obo.ErrUntrustedHeaders, obo.ErrMalformedHeader}
@@ -102,7 +69,7 @@ func FuzzParsePrincipal(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		var p *obo.Principal
 		var err error
-		within(t, fuzzDeadline, "ParsePrincipal", func() {
+		testguard.Within(t, fuzzDeadline, "ParsePrincipal", func() {
 			p, err = obo.ParsePrincipal(value)
 			if err == nil {
 				_, _ = p.Roles(), p.Claim("name")
@@ -135,7 +102,7 @@ func FuzzCredential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		var c *obo.EasyAuthOBOCredential
 		var err error
-		within(t, fuzzDeadline, "Credential", func() { c, err = app.Credential(token) })
+		testguard.Within(t, fuzzDeadline, "Credential", func() { c, err = app.Credential(token) })
 		checkCredential(t, c, err, token)
 	})
 }
@@ -201,14 +168,14 @@ func FuzzCredentialFromRequest(f *testing.F) {
 
 		var c *obo.EasyAuthOBOCredential
 		var err error
-		within(t, fuzzDeadline, "CredentialFromRequest", func() { c, err = app.CredentialFromRequest(r) })
+		testguard.Within(t, fuzzDeadline, "CredentialFromRequest", func() { c, err = app.CredentialFromRequest(r) })
 		checkCredential(t, c, err, secrets...)
 		if err == nil && c.Principal() != nil && !trusted {
 			t.Fatal("a principal from untrusted headers")
 		}
 
 		rec := httptest.NewRecorder()
-		within(t, fuzzDeadline, "Middleware", func() { app.Middleware(next).ServeHTTP(rec, r) })
+		testguard.Within(t, fuzzDeadline, "Middleware", func() { app.Middleware(next).ServeHTTP(rec, r) })
 		switch {
 		case err == nil && rec.Code != http.StatusNoContent:
 			t.Fatalf("Middleware answered %d where CredentialFromRequest succeeded: %s", rec.Code, rec.Body)
@@ -221,17 +188,4 @@ func FuzzCredentialFromRequest(f *testing.F) {
 			t.Fatalf("Middleware's answer repeats a token or header: %s", rec.Body)
 		}
 	})
-}
-
-// hungStack returns the stacks of the goroutines started by within (the hung call).
-func hungStack() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, ".within") && !strings.Contains(g, "testing.tRunner") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
 }

@@ -26,7 +26,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +39,7 @@ import (
 	"github.com/azcredkit/azcredkit/internal/emulator"
 	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/internal/testcerts"
+	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/keyvault"
 	"github.com/azcredkit/azcredkit/obo"
 )
@@ -402,34 +402,9 @@ func guarded(t *testing.T, run func(ctx context.Context) error) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
 	defer cancel()
-	type result struct {
-		err   error
-		panic any
-		stack []byte
-	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			if p := recover(); p != nil {
-				r.panic, r.stack = p, debug.Stack()
-			}
-			done <- r
-		}()
-		r.err = run(ctx)
-	}()
-	timer := time.NewTimer(caseTimeout + guardSlack)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		if r.panic != nil {
-			t.Fatalf("panic: %v\n%s", r.panic, r.stack)
-		}
-		return r.err
-	case <-timer.C:
-		t.Fatalf("no answer within %v: the case hangs", caseTimeout+guardSlack)
-		return nil
-	}
+	var err error
+	testguard.Within(t, caseTimeout+guardSlack, "the case", func() { err = run(ctx) })
+	return err
 }
 
 func (x *env) cases(t *testing.T) []badCase {

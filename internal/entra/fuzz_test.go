@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/testguard"
 )
 
 // FuzzNewError feeds NewError any status code, body, Content-Type and client-request-id, as
@@ -41,7 +40,7 @@ func FuzzNewError(f *testing.F) {
 		}
 		var e *entra.Error
 		var msg string
-		within(t, 5*time.Second, "NewError", func() {
+		testguard.Within(t, 5*time.Second, "NewError", func() {
 			e = entra.NewError("SignedAssertionCredential", "c1c1c1c1-0000-0000-0000-0000000000c1", "aaaaaaaa-0000-0000-0000-00000000000a", scopes, resp)
 			msg = e.Error()
 		})
@@ -103,49 +102,4 @@ func firstBytes(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// within runs fn and fails the test when it panics or does not return within d.
-func within(t *testing.T, d time.Duration, what string, fn func()) {
-	t.Helper()
-	type result struct {
-		panicked bool
-		value    any
-		stack    []byte
-	}
-	done := make(chan result, 1)
-	go func() {
-		r := result{panicked: true}
-		defer func() {
-			if r.panicked {
-				r.value, r.stack = recover(), debug.Stack()
-			}
-			done <- r
-		}()
-		fn()
-		r.panicked = false
-	}()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		if r.panicked {
-			t.Fatalf("%s panicked: %v\n%s", what, r.value, r.stack)
-		}
-	case <-timer.C:
-		t.Fatalf("%s did not return within %v: unbounded work for this input; where it is:\n%s", what, d, hungStack())
-	}
-}
-
-// hungStack returns the stacks of the goroutines started by within (the hung call).
-func hungStack() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, ".within") && !strings.Contains(g, "testing.tRunner") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
 }

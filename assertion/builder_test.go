@@ -182,6 +182,10 @@ func TestBuilderCallerDeadlineAndSignerError(t *testing.T) {
 	_, err = b.Assertion(ctx, aud)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 900*time.Millisecond, "the caller's deadline is honoured")
+	// The signature went on for later callers: the next one joins it and gets the assertion.
+	_, err = b.Assertion(context.Background(), aud)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), slow.n.Load())
 
 	boom := errors.New("hsm unplugged")
 	failing := &countingSigner{Signer: localSigner(t, key, ""), fail: boom}

@@ -19,13 +19,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/credential"
 	"github.com/azcredkit/azcredkit/internal/azurite"
 	"github.com/azcredkit/azcredkit/internal/emulator"
 	"github.com/azcredkit/azcredkit/internal/testcerts"
+	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/keyvault"
 	"github.com/azcredkit/azcredkit/obo"
 )
@@ -43,12 +43,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The shared HTTP client keeps idle keep-alive connections.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
+	testguard.VerifyTestMain(m)
 }
 
 // world is an Entra emulator with one tenant, a Key Vault emulator read by a "managed

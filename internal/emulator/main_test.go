@@ -16,13 +16,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/azcredkit/azcredkit/internal/testcerts"
+	"github.com/azcredkit/azcredkit/internal/testguard"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testguard.VerifyTestMain(m)
 }
 
 const (

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // Within runs fn and fails the test when it panics or does not return within d. A hung call keeps
@@ -55,3 +57,7 @@ func hungStack() string {
 	}
 	return strings.Join(out, "\n\n")
 }
+
+// VerifyTestMain runs the package's tests, then fails the run if any goroutine is left over
+// (go.uber.org/goleak, with no exceptions: the emulators close their idle connections).
+func VerifyTestMain(m *testing.M) { goleak.VerifyTestMain(m) }

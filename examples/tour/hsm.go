@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -37,20 +36,10 @@ func stepHSM(ctx context.Context, w *world) error {
 	w.vault.ResetCounts()
 	w.entra.ResetCounts()
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, 100)
-	for range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultRes}}); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := concurrently(100, func() error {
+		_, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultRes}})
+		return err
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("   100 concurrent cold callers in %v: certificate reads %d, sign operations %d, token requests for the app %d, secret reads %d\n",

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -90,6 +91,24 @@ func run() int {
 	}
 	fmt.Println()
 	return 0
+}
+
+// concurrently runs fn n times at once and returns the first error.
+func concurrently(n int, fn func() error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // describe prints the claims of an access token that a person checking access cares about.

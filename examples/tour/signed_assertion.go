@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -43,20 +42,10 @@ func stepSignedAssertion(ctx context.Context, w *world) error {
 
 	// 1,000 concurrent callers: all served from the cache.
 	start = time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, 1000)
-	for range 1000 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultRes}}); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := concurrently(1000, func() error {
+		_, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultRes}})
+		return err
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("   1,000 concurrent GetToken calls in %v; token requests to Entra so far: %d\n", time.Since(start).Round(time.Microsecond), w.entra.Count("token"))

@@ -348,25 +348,9 @@ func (e *Entra) clientCredentials(tr *TokenRequest, t *tenant, ca *jws) (map[str
 	e.mu.Unlock()
 
 	v1 := isV1Resource(resource)
-	now := time.Now()
 	oid := spObjectID(app.clientID, t.id)
-	claims := jwt.MapClaims{
-		"aud":      resource,
-		"iss":      e.issuer(t.id, v1),
-		"iat":      now.Add(-tokenBackdate).Unix(),
-		"nbf":      now.Add(-tokenBackdate).Unix(),
-		"exp":      now.Add(lifetime).Unix(),
-		"tid":      t.id,
-		"oid":      oid,
-		"sub":      oid,
-		"azp":      app.clientID,
-		"appid":    app.clientID,
-		"azpacr":   acr,
-		"appidacr": acr,
-		"idtyp":    "app",
-		"uti":      randomUTI(),
-		"ver":      tokenVersion(v1),
-	}
+	claims := e.accessTokenClaims(t.id, resource, app.clientID, acr, lifetime)
+	claims["oid"], claims["sub"], claims["idtyp"] = oid, oid, "app"
 	if v1 {
 		claims["idp"] = e.issuer(t.id, true)
 	}
@@ -374,6 +358,27 @@ func (e *Entra) clientCredentials(tr *TokenRequest, t *tenant, ca *jws) (map[str
 		claims["roles"] = roles
 	}
 	return tokenBody(e.sign(claims), lifetime, refreshIn), nil
+}
+
+// accessTokenClaims are the claims every access token for resource carries, issued in tenant to
+// the app clientID authenticated as acr ("1" secret, "2" certificate); callers add the subject.
+func (e *Entra) accessTokenClaims(tenant, resource, clientID, acr string, lifetime time.Duration) jwt.MapClaims {
+	v1 := isV1Resource(resource)
+	now := time.Now()
+	return jwt.MapClaims{
+		"aud":      resource,
+		"iss":      e.issuer(tenant, v1),
+		"iat":      now.Add(-tokenBackdate).Unix(),
+		"nbf":      now.Add(-tokenBackdate).Unix(),
+		"exp":      now.Add(lifetime).Unix(),
+		"tid":      tenant,
+		"azp":      clientID,
+		"appid":    clientID,
+		"azpacr":   acr,
+		"appidacr": acr,
+		"uti":      randomUTI(),
+		"ver":      tokenVersion(v1),
+	}
 }
 
 func tokenVersion(v1 bool) string {
@@ -650,25 +655,9 @@ func (e *Entra) onBehalfOf(tr *TokenRequest, t *tenant, ca *jws) (map[string]any
 		}
 	}
 	v1 := isV1Resource(resource)
-	now := time.Now()
 	userOID, _ := user["oid"].(string)
-	claims := jwt.MapClaims{
-		"aud":      resource,
-		"iss":      e.issuer(t.id, v1),
-		"iat":      now.Add(-tokenBackdate).Unix(),
-		"nbf":      now.Add(-tokenBackdate).Unix(),
-		"exp":      now.Add(lifetime).Unix(),
-		"tid":      t.id,
-		"oid":      userOID,
-		"sub":      pairwiseID(userOID, resource),
-		"scp":      scp,
-		"azp":      app.clientID,
-		"appid":    app.clientID,
-		"azpacr":   acr,
-		"appidacr": acr,
-		"uti":      randomUTI(),
-		"ver":      tokenVersion(v1),
-	}
+	claims := e.accessTokenClaims(t.id, resource, app.clientID, acr, lifetime)
+	claims["oid"], claims["sub"], claims["scp"] = userOID, pairwiseID(userOID, resource), scp
 	if len(amr) > 0 {
 		claims["amr"] = amr
 	}

@@ -2,6 +2,7 @@ package credential_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/stretchr/testify/require"
 
@@ -104,4 +106,26 @@ func decodeJWT(t testing.TB, tok string) (map[string]any, map[string]any) {
 		require.NoError(t, json.Unmarshal(b, dst))
 	}
 	return h, c
+}
+
+// concurrentTokens calls cred.GetToken for vaultRes from n goroutines at once, requires every call
+// to succeed, and returns the tokens.
+func concurrentTokens(t testing.TB, cred azcore.TokenCredential, n int) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	toks := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
+			toks[i], errs[i] = tok.Token, err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	return toks
 }

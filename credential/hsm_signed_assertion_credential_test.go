@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,19 +70,7 @@ func TestHSMCredentialSignOpBudget(t *testing.T) {
 		c, err := credential.NewHSMSignedAssertionCredential(tenantA, clientID, k.certURL("hsm-cert"), k.miCred, k.hsmOptions(""))
 		require.NoError(t, err)
 		k.vault.Inject(emulator.Fault{Count: 1, Delay: 100 * time.Millisecond, Match: func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/certificates/") }})
-		var wg sync.WaitGroup
-		errs := make([]error, 100)
-		for i := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[i] = c.GetToken(ctx, vaultScope)
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			require.NoError(t, err)
-		}
+		concurrentTokens(t, c, 100)
 		require.Equal(t, int64(1), k.vault.Count("certificates/get"))
 		require.Equal(t, int64(1), k.vault.Count("keys/sign"))
 		require.Equal(t, int64(2), k.entra.Count("token"), "one for the vault credential, one for the app")

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -122,19 +121,7 @@ func TestKeyVaultCertCredentialConcurrentColdLoadsOnce(t *testing.T) {
 	c, err := credential.NewKeyVaultCertCredential(tenantA, clientID, k.certURL("app-cert"), k.miCred, k.kvOptions())
 	require.NoError(t, err)
 	k.vault.Inject(emulator.Fault{Count: 1, Delay: 100 * time.Millisecond, Match: func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/secrets/") }})
-	var wg sync.WaitGroup
-	errs := make([]error, 100)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = c.GetToken(context.Background(), vaultScope)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		require.NoError(t, err)
-	}
+	concurrentTokens(t, c, 100)
 	require.Equal(t, int64(1), k.vault.Count("secrets/get"))
 	require.Equal(t, int64(2), k.entra.Count("token"), "one token for the vault credential, one for the app")
 }

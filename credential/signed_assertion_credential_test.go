@@ -86,22 +86,9 @@ func TestConcurrentColdCallersShareOneTokenRequest(t *testing.T) {
 	e := newEnv(t)
 	c := e.cred(t, nil)
 	e.entra.Inject(emulator.Fault{Count: 1, Delay: 100 * time.Millisecond}) // let callers pile up
-	const callers = 64
-	var wg sync.WaitGroup
-	toks := make([]string, callers)
-	errs := make([]error, callers)
-	for i := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok, err := c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
-			toks[i], errs[i] = tok.Token, err
-		}()
-	}
-	wg.Wait()
-	for i := range callers {
-		require.NoError(t, errs[i])
-		require.Equal(t, toks[0], toks[i])
+	toks := concurrentTokens(t, c, 64)
+	for _, tok := range toks {
+		require.Equal(t, toks[0], tok)
 	}
 	require.Equal(t, int64(1), e.entra.Count("token"))
 

@@ -3,7 +3,6 @@ package entra
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/azcredkit/azcredkit/internal/tokencache"
 )
@@ -50,12 +49,4 @@ func Log(logger *slog.Logger, level slog.Level, credential, msg string, attrs ..
 		return
 	}
 	logger.LogAttrs(context.Background(), level, msg, append([]slog.Attr{slog.String("credential", credential)}, attrs...)...)
-}
-
-// JoinScopes joins scopes with a space, without allocating for a single scope.
-func JoinScopes(scopes []string) string {
-	if len(scopes) == 1 {
-		return scopes[0]
-	}
-	return strings.Join(scopes, " ")
 }

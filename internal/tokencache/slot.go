@@ -144,14 +144,6 @@ func (s *Slot) Current() (azcore.AccessToken, bool) {
 	return azcore.AccessToken{}, false
 }
 
-// ExpiresOn returns the expiry of the cached token, or the zero time when the slot is empty.
-func (s *Slot) ExpiresOn() time.Time {
-	if e := s.cur.Load(); e != nil {
-		return e.tok.ExpiresOn
-	}
-	return time.Time{}
-}
-
 // Get returns a usable token: the cached one when fresh or stale (starting one background
 // refresh when stale), otherwise the result of one fetch shared by all concurrent callers.
 // ctx bounds only this caller's wait.
@@ -204,9 +196,6 @@ func (s *Slot) Replace(ctx context.Context, p *Policy, fetch Fetch) (azcore.Acce
 	p.observe(Event{Kind: Acquired, ExpiresOn: tok.ExpiresOn, RefreshAt: s.cur.Load().refreshAt})
 	return tok, nil
 }
-
-// Invalidate empties the slot: the next Get fetches.
-func (s *Slot) Invalidate() { s.cur.Store(nil) }
 
 func (s *Slot) refresh(ctx context.Context, p *Policy, fetch Fetch) {
 	defer s.refreshing.Store(false)

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"crypto"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -466,9 +467,8 @@ func (e *Entra) checkClientAssertion(tr *TokenRequest, app *App, ca *jws, certs 
 		return errAssertionSignature("The key was not found.", thumb, app.clientID, "")
 	}
 	found := "Start=" + cert.cert.NotBefore.UTC().Format("01/02/2006 15:04:05") + ", End=" + cert.cert.NotAfter.UTC().Format("01/02/2006 15:04:05")
-	method := jwt.GetSigningMethod(alg)
 	pub, isRSA := cert.cert.PublicKey.(*rsa.PublicKey)
-	if method == nil || !isRSA || method.Verify(ca.signingInput, ca.signature, pub) != nil {
+	if !isRSA || verifyRSA(alg, ca.signingInput, ca.signature, pub) != nil {
 		return errAssertionSignature("The provided signature value did not match the expected signature value.", thumb, app.clientID, found)
 	}
 	now := time.Now()
@@ -498,6 +498,20 @@ func (e *Entra) checkClientAssertion(tr *TokenRequest, app *App, ca *jws, certs 
 		return errAssertionTime(now, nbf, exp)
 	}
 	return nil
+}
+
+// verifyRSA checks an RS256 or PS256 JWS signature. It is written against crypto/rsa rather than
+// golang-jwt because golang-jwt verifies PS256 with rsa.PSSSaltLengthAuto and so accepts any salt
+// length, where RFC 7518 section 3.5 (and Entra, openssl, PyJWT) require the hash length, 32.
+func verifyRSA(alg, signingInput string, sig []byte, pub *rsa.PublicKey) error {
+	digest := sha256.Sum256([]byte(signingInput))
+	switch alg {
+	case "RS256":
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
+	case "PS256":
+		return rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256})
+	}
+	return errors.New("unsupported algorithm " + alg)
 }
 
 // x509Certs is a registered certificate with its thumbprints.

@@ -52,12 +52,13 @@ type tenant struct {
 // App is an application registration made by [Entra.RegisterApp]: its client ID, credentials
 // (certificates and secrets) and the tenants it has a service principal in.
 type App struct {
-	e        *Entra
-	clientID string
-	home     string
-	certs    []*x509.Certificate
-	secrets  []string
-	roles    map[string][]string // resource -> app roles granted
+	e         *Entra
+	clientID  string
+	home      string
+	certs     []*x509.Certificate
+	secrets   []string
+	roles     map[string][]string // resource -> app roles granted
+	noConsent map[string]bool     // resources the app has no consent for (OBO answers AADSTS65001)
 }
 
 // User is a user account of a tenant, for [Entra.AddUser] and [Entra.UserToken].
@@ -163,7 +164,7 @@ func (e *Entra) RegisterApp(homeTenant, clientID string) *App {
 	if a := e.apps[clientID]; a != nil {
 		return a
 	}
-	a := &App{e: e, clientID: clientID, home: homeTenant, roles: map[string][]string{}}
+	a := &App{e: e, clientID: clientID, home: homeTenant, roles: map[string][]string{}, noConsent: map[string]bool{}}
 	e.apps[clientID] = a
 	return a
 }
@@ -216,6 +217,25 @@ func (a *App) GrantRoles(resource string, roles ...string) {
 	defer a.e.mu.Unlock()
 	r := normResource(resource)
 	a.roles[r] = append(a.roles[r], roles...)
+}
+
+// RequireConsent withdraws consent for the app's delegated permissions on resource (for example
+// "https://storage.azure.com"), in every tenant: on-behalf-of requests of the app for that resource
+// fail as Entra's do when neither the user nor an administrator consented: 400 invalid_grant,
+// AADSTS65001, suberror consent_required and no claims. Client credentials requests are not
+// affected. [App.GrantConsent] gives the consent back.
+func (a *App) RequireConsent(resource string) {
+	a.e.mu.Lock()
+	defer a.e.mu.Unlock()
+	a.noConsent[normResource(resource)] = true
+}
+
+// GrantConsent records consent for the app's delegated permissions on resource, undoing
+// [App.RequireConsent] (as an administrator's consent would). Apps have consent by default.
+func (a *App) GrantConsent(resource string) {
+	a.e.mu.Lock()
+	defer a.e.mu.Unlock()
+	delete(a.noConsent, normResource(resource))
 }
 
 // IdentifierURI returns "api://" + client ID, the audience of user tokens for this app (the

@@ -188,3 +188,15 @@ func errAssertionAlg(alg string) *ErrorResponse {
 func errClientCredentialsScope(scope string) *ErrorResponse {
 	return entraError(400, "invalid_scope", 1002012, "The provided value for scope "+scope+" is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
 }
+
+// errConsentRequired is Entra's answer to an on-behalf-of request for permissions nobody consented
+// to: a SubError and no Claims (it is not a claims challenge).
+func errConsentRequired(clientID string) *ErrorResponse {
+	return &ErrorResponse{
+		Status:      400,
+		Error:       "invalid_grant",
+		Code:        65001,
+		Description: "The user or administrator has not consented to use the application with ID '" + clientID + "' named '" + clientID + "'. Send an interactive authorization request for this user and resource.",
+		SubError:    "consent_required",
+	}
+}

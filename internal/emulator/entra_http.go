@@ -651,12 +651,15 @@ func (e *Entra) onBehalfOf(tr *TokenRequest, t *tenant, ca *jws) (map[string]any
 		return nil, er
 	}
 	e.mu.Lock()
-	lifetime, refreshIn, needMFA := e.lifetime, e.refreshIn, e.mfa[resource]
+	lifetime, refreshIn, needMFA, noConsent := e.lifetime, e.refreshIn, e.mfa[resource], app.noConsent[resource]
 	// Entra's access tokens live at least 10 minutes (the shortest configurable lifetime), and
 	// MSAL Go refuses an On-Behalf-Of token with less than 5 minutes left: short test lifetimes
 	// apply to app tokens only.
 	lifetime = max(lifetime, MinOBOTokenLifetime)
 	e.mu.Unlock()
+	if noConsent {
+		return nil, errConsentRequired(app.clientID)
+	}
 	amr := stringList(user["amr"])
 	if needMFA && !contains(amr, "mfa") {
 		return nil, &ErrorResponse{

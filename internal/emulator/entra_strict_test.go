@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net/url"
 	"testing"
 	"time"
 
@@ -59,4 +60,34 @@ func TestPS256SaltLength(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOnBehalfOfConsentRequired: without consent Entra answers AADSTS65001 with suberror
+// consent_required and, unlike a step-up, no claims.
+func TestOnBehalfOfConsentRequired(t *testing.T) {
+	f := oboFixture(t)
+	api := f.e.RegisterApp(tenantA, apiAppID)
+	api.RequireConsent("https://storage.azure.com/")
+	user := f.e.UserToken(tenantA, userOID, apiAppID, UserTokenOptions{MFA: true})
+
+	status, body := f.obo(t, user, "https://storage.azure.com/user_impersonation", nil)
+	require.Equal(t, 400, status, "%v", body)
+	assert.Equal(t, "invalid_grant", body["error"])
+	assert.Equal(t, []int{65001}, errorCodes(body))
+	assert.Equal(t, "consent_required", body["suberror"])
+	assert.NotContains(t, body, "claims")
+	assert.Regexp(t, `^AADSTS65001: The user or administrator has not consented to use the application with ID '`+apiAppID+`'`, body["error_description"])
+	assert.Equal(t, int64(1), f.e.Count("token:failed"))
+
+	// Other resources and app-only tokens are not affected; consent given, the request passes.
+	status, body = f.obo(t, user, "https://vault.azure.net/.default", nil)
+	assert.Equal(t, 200, status, "%v", body["error_description"])
+	status, _, _ = post(t, f.e.TokenEndpoint(tenantA), url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {apiAppID}, "client_secret": {"api-secret"},
+		"scope": {"https://storage.azure.com/.default"},
+	})
+	assert.Equal(t, 200, status)
+	api.GrantConsent("https://storage.azure.com")
+	status, body = f.obo(t, user, "https://storage.azure.com/user_impersonation", nil)
+	assert.Equal(t, 200, status, "%v", body["error_description"])
 }

@@ -46,7 +46,7 @@ func TestCertificateCredentialFromOpenSSLFiles(t *testing.T) {
 			require.NoError(t, err)
 			claims, err := e.entra.Verify(tok.Token)
 			require.NoError(t, err)
-			require.Equal(t, "2", claims["azpacr"])
+			require.Equal(t, "2", claims["appidacr"], "v1 token (Key Vault)")
 		})
 	}
 	_, err := credential.NewCertificateCredential(tenantA, clientID, read("modern-chain.pfx"), "wrong", nil)

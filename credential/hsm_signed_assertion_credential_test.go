@@ -48,7 +48,7 @@ func TestHSMCredentialSignsInTheVault(t *testing.T) {
 			require.NoError(t, err)
 			claims, err := k.entra.Verify(tok.Token)
 			require.NoError(t, err)
-			require.Equal(t, "2", claims["azpacr"])
+			require.Equal(t, "2", claims["appidacr"], "v1 token (Key Vault)")
 			want := alg
 			if want == "" {
 				want = assertion.PS256

@@ -59,8 +59,8 @@ func TestSignedAssertionCredentialGetsVerifiedToken(t *testing.T) {
 			claims, err := e.entra.Verify(tok.Token)
 			require.NoError(t, err)
 			require.Equal(t, tenantA, claims["tid"])
-			require.Equal(t, clientID, claims["azp"])
-			require.Equal(t, "2", claims["azpacr"], "certificate authentication")
+			require.Equal(t, clientID, claims["appid"])
+			require.Equal(t, "2", claims["appidacr"], "certificate authentication (a v1 token: Key Vault)")
 			require.Equal(t, "https://vault.azure.net", claims["aud"])
 			require.WithinDuration(t, time.Now().Add(time.Hour), tok.ExpiresOn, time.Minute)
 

@@ -3,7 +3,7 @@
 //
 //	go run ./examples/tour
 //
-// Each step prints what it shows, the claims of the token that matter (tenant, azp, azpacr, oid,
+// Each step prints what it shows, the claims of the token that matter (tenant, appid/azp, appidacr/azpacr, oid,
 // expiry), how many calls reached the services, and how long it took. The tour exits non-zero if
 // any step fails.
 package main
@@ -15,8 +15,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/azcredkit/azcredkit/internal/emulator"
 )
@@ -117,17 +115,13 @@ func describe(w *world, token string, expiresOn time.Time) error {
 	if err != nil {
 		return fmt.Errorf("the emulator did not verify the token: %w", err)
 	}
-	fmt.Printf("   token: aud=%v tid=%v azp=%v azpacr=%v oid=%v expires in %v\n",
-		claims["aud"], claims["tid"], first(claims, "azp", "appid"), first(claims, "azpacr", "appidacr"), claims["oid"],
-		time.Until(expiresOn).Round(time.Second))
-	return nil
-}
-
-func first(c jwt.MapClaims, names ...string) any {
-	for _, n := range names {
-		if v, ok := c[n]; ok {
-			return v
-		}
+	// v1 tokens (Azure's resources) name the app appid/appidacr, v2 tokens azp/azpacr.
+	app, acr := "azp", "azpacr"
+	if _, v1 := claims["appid"]; v1 {
+		app, acr = "appid", "appidacr"
 	}
+	fmt.Printf("   token: aud=%v tid=%v %s=%v %s=%v oid=%v expires in %v\n",
+		claims["aud"], claims["tid"], app, claims[app], acr, claims[acr], claims["oid"],
+		time.Until(expiresOn).Round(time.Second))
 	return nil
 }

@@ -59,6 +59,7 @@ type App struct {
 	secrets   []string
 	roles     map[string][]string // resource -> app roles granted
 	noConsent map[string]bool     // resources the app has no consent for (OBO answers AADSTS65001)
+	uris      []string            // App ID URIs added to the default api://{client ID}
 }
 
 // User is a user account of a tenant, for [Entra.AddUser] and [Entra.UserToken].
@@ -78,8 +79,16 @@ type UserTokenOptions struct {
 	Expired bool
 	// IDToken makes an ID token instead: aud is the client ID, no scp.
 	IDToken bool
-	// ClientApp is the client the user signed in to (azp); empty means a fixed public client ID.
+	// ClientApp is the client the user signed in to (azp, or appid with V1); empty means a fixed
+	// public client ID.
 	ClientApp string
+	// AppIDURI makes aud the API's App ID URI ("api://" + its client ID) instead of its client ID,
+	// as some apps and v1 tokens have it.
+	AppIDURI bool
+	// V1 makes a v1 access token: iss https://sts.windows.net/{tenant}/, ver "1.0", aud the App ID
+	// URI, appid/appidacr instead of azp/azpacr, upn and unique_name instead of
+	// preferred_username. It does not apply to ID tokens.
+	V1 bool
 }
 
 // userClientApp is the azp of user tokens when UserTokenOptions.ClientApp is empty.
@@ -238,9 +247,45 @@ func (a *App) GrantConsent(resource string) {
 	delete(a.noConsent, normResource(resource))
 }
 
-// IdentifierURI returns "api://" + client ID, the audience of user tokens for this app (the
-// bare client ID is accepted as well).
+// IdentifierURI returns "api://" + client ID, the app's default App ID URI. Scopes of the app as
+// a resource may name it by this URI, by any added with [App.AddIdentifierURI] or by its bare
+// client ID; its v2 access tokens have aud = the client ID whichever was used.
 func (a *App) IdentifierURI() string { return "api://" + a.clientID }
+
+// AddIdentifierURI adds an App ID URI (for example "api://contoso.example/files") by which
+// scopes may name the app as a resource and which an on-behalf-of user assertion may carry as
+// aud. Entra keeps App ID URIs unique; give each URI to one app only (with two, either may be
+// taken).
+func (a *App) AddIdentifierURI(uri string) {
+	a.e.mu.Lock()
+	defer a.e.mu.Unlock()
+	uri = normResource(uri)
+	for _, u := range a.uris {
+		if strings.EqualFold(u, uri) {
+			return
+		}
+	}
+	a.uris = append(a.uris, uri)
+}
+
+// namesLocked reports whether resource (normalized) names the app: its client ID or one of its
+// App ID URIs, compared case-insensitively. a.e.mu must be held.
+func (a *App) namesLocked(resource string) bool {
+	if strings.EqualFold(resource, a.clientID) || strings.EqualFold(resource, a.IdentifierURI()) {
+		return true
+	}
+	for _, u := range a.uris {
+		if strings.EqualFold(resource, u) {
+			return true
+		}
+	}
+	return false
+}
+
+// aliasesLocked returns every name of the app as a resource. a.e.mu must be held.
+func (a *App) aliasesLocked() []string {
+	return append([]string{a.clientID, a.IdentifierURI()}, a.uris...)
+}
 
 // SetTokenLifetime sets the lifetime of the tokens issued from now on (default 1h; at least
 // 1s). expires_in is in whole seconds.
@@ -296,10 +341,13 @@ func (e *Entra) AddUser(tenant string, u User) {
 	e.tenantLocked(tenant, true).users[u.OID] = u
 }
 
-// UserToken returns a v2 access token of a tenant's user for the app audienceApp (a client ID):
-// aud is the app's identifier URI ("api://" + client ID), scp "user_impersonation", amr ["pwd"]
-// (["pwd","mfa"] with opts.MFA). With opts.IDToken it is an ID token instead (aud = client ID,
-// no scp). The user need not have been added; name and upn come from [Entra.AddUser] if it was.
+// UserToken returns a v2 access token of a tenant's user for the API audienceApp (a client ID), as
+// Entra issues it to the client app the user signed in to: aud is the API's client ID (its App ID
+// URI with opts.AppIDURI), azp the client app and azpacr "0" (a public client), scp
+// "user_impersonation", amr ["pwd"] (["pwd","mfa"] with opts.MFA), preferred_username and upn.
+// opts.V1 makes the v1 shape instead (see [UserTokenOptions]). With opts.IDToken it is an ID token
+// (aud = client ID, no scp, no azp). The user need not have been added; name and upn come from
+// [Entra.AddUser] if it was.
 func (e *Entra) UserToken(tenant, userOID, audienceApp string, opts UserTokenOptions) string {
 	e.mu.Lock()
 	lifetime := e.lifetime
@@ -320,15 +368,16 @@ func (e *Entra) UserToken(tenant, userOID, audienceApp string, opts UserTokenOpt
 	if opts.MFA {
 		amr = append(amr, "mfa")
 	}
+	v1 := opts.V1 && !opts.IDToken
 	claims := jwt.MapClaims{
-		"iss": e.AuthorityHost() + tenant + "/v2.0",
+		"iss": e.issuer(tenant, v1),
 		"iat": iat.Unix(),
 		"nbf": iat.Unix(),
 		"exp": iat.Add(lifetime).Unix(),
 		"tid": tenant,
 		"oid": userOID,
 		"sub": pairwiseID(userOID, audienceApp),
-		"ver": "2.0",
+		"ver": tokenVersion(v1),
 		"uti": randomUTI(),
 		"amr": amr,
 	}
@@ -336,21 +385,27 @@ func (e *Entra) UserToken(tenant, userOID, audienceApp string, opts UserTokenOpt
 		claims["name"] = u.Name
 	}
 	if u.UPN != "" {
-		claims["preferred_username"] = u.UPN
 		claims["upn"] = u.UPN
+		if v1 {
+			claims["unique_name"] = u.UPN
+		} else {
+			claims["preferred_username"] = u.UPN
+		}
 	}
 	if opts.IDToken {
 		claims["aud"] = audienceApp
-	} else {
-		client := opts.ClientApp
-		if client == "" {
-			client = userClientApp
-		}
-		claims["aud"] = "api://" + audienceApp
-		claims["scp"] = "user_impersonation"
-		claims["azp"] = client
-		claims["azpacr"] = "0"
+		return e.sign(claims)
 	}
+	client := opts.ClientApp
+	if client == "" {
+		client = userClientApp
+	}
+	claims["aud"] = audienceApp
+	if opts.AppIDURI || v1 {
+		claims["aud"] = "api://" + audienceApp
+	}
+	claims["scp"] = "user_impersonation"
+	setClient(claims, v1, client, "0")
 	return e.sign(claims)
 }
 

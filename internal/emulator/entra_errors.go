@@ -200,3 +200,7 @@ func errConsentRequired(clientID string) *ErrorResponse {
 		SubError:    "consent_required",
 	}
 }
+
+func errResourceNotFound(resource, tenant string) *ErrorResponse {
+	return entraError(400, "invalid_resource", 500011, "The resource principal named "+resource+" was not found in the tenant named "+tenant+". This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.")
+}

@@ -343,16 +343,22 @@ func (e *Entra) clientCredentials(tr *TokenRequest, t *tenant, ca *jws) (map[str
 	if er != nil {
 		return nil, er
 	}
+	res, er := e.resolveResource(resource, t)
+	if er != nil {
+		return nil, er
+	}
 	e.mu.Lock()
 	lifetime, refreshIn := e.lifetime, e.refreshIn
-	roles := append([]string(nil), app.roles[resource]...)
+	var roles []string
+	for _, k := range res.keys {
+		roles = append(roles, app.roles[k]...)
+	}
 	e.mu.Unlock()
 
-	v1 := isV1Resource(resource)
 	oid := spObjectID(app.clientID, t.id)
-	claims := e.accessTokenClaims(t.id, resource, app.clientID, acr, lifetime)
+	claims := e.accessTokenClaims(t.id, res, app.clientID, acr, lifetime)
 	claims["oid"], claims["sub"], claims["idtyp"] = oid, oid, "app"
-	if v1 {
+	if res.v1 {
 		claims["idp"] = e.issuer(t.id, true)
 	}
 	if len(roles) > 0 {
@@ -361,24 +367,56 @@ func (e *Entra) clientCredentials(tr *TokenRequest, t *tenant, ca *jws) (map[str
 	return tokenBody(e.sign(claims), lifetime, refreshIn), nil
 }
 
-// accessTokenClaims are the claims every access token for resource carries, issued in tenant to
-// the app clientID authenticated as acr ("1" secret, "2" certificate); callers add the subject.
-func (e *Entra) accessTokenClaims(tenant, resource, clientID, acr string, lifetime time.Duration) jwt.MapClaims {
-	v1 := isV1Resource(resource)
+// resource is the resource a token is issued for.
+type resource struct {
+	aud  string   // the token's aud
+	v1   bool     // v1 token
+	keys []string // the names of the resource that GrantRoles, RequireMFA and RequireConsent may use
+}
+
+// resolveResource finds the resource a scope names. Azure's own resources (https:// URIs such as
+// Storage, Key Vault, ARM) take v1 tokens whose aud is the URI. Any other resource is an app
+// registered in the emulator with a service principal in t, named by its client ID or an App ID
+// URI; its tokens are v2, aud = its client ID. Other names fail as in Entra (AADSTS500011).
+func (e *Entra) resolveResource(name string, t *tenant) (resource, *ErrorResponse) {
+	if isV1Resource(name) {
+		return resource{aud: name, v1: true, keys: []string{name}}, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, a := range e.apps {
+		if t.sps[id] && a.namesLocked(name) {
+			return resource{aud: a.clientID, keys: a.aliasesLocked()}, nil
+		}
+	}
+	return resource{}, errResourceNotFound(name, t.id)
+}
+
+// accessTokenClaims are the claims every access token for res carries, issued in tenant to the
+// app clientID authenticated as acr ("1" secret, "2" certificate); callers add the subject.
+func (e *Entra) accessTokenClaims(tenant string, res resource, clientID, acr string, lifetime time.Duration) jwt.MapClaims {
 	now := time.Now()
-	return jwt.MapClaims{
-		"aud":      resource,
-		"iss":      e.issuer(tenant, v1),
-		"iat":      now.Add(-tokenBackdate).Unix(),
-		"nbf":      now.Add(-tokenBackdate).Unix(),
-		"exp":      now.Add(lifetime).Unix(),
-		"tid":      tenant,
-		"azp":      clientID,
-		"appid":    clientID,
-		"azpacr":   acr,
-		"appidacr": acr,
-		"uti":      randomUTI(),
-		"ver":      tokenVersion(v1),
+	claims := jwt.MapClaims{
+		"aud": res.aud,
+		"iss": e.issuer(tenant, res.v1),
+		"iat": now.Add(-tokenBackdate).Unix(),
+		"nbf": now.Add(-tokenBackdate).Unix(),
+		"exp": now.Add(lifetime).Unix(),
+		"tid": tenant,
+		"uti": randomUTI(),
+		"ver": tokenVersion(res.v1),
+	}
+	setClient(claims, res.v1, clientID, acr)
+	return claims
+}
+
+// setClient names the client app a token was issued to and how it authenticated: appid and
+// appidacr in v1 tokens, azp and azpacr in v2 tokens (never both).
+func setClient(claims jwt.MapClaims, v1 bool, clientID, acr string) {
+	if v1 {
+		claims["appid"], claims["appidacr"] = clientID, acr
+	} else {
+		claims["azp"], claims["azpacr"] = clientID, acr
 	}
 }
 
@@ -650,8 +688,17 @@ func (e *Entra) onBehalfOf(tr *TokenRequest, t *tenant, ca *jws) (map[string]any
 	if er != nil {
 		return nil, er
 	}
+	res, er := e.resolveResource(resource, t)
+	if er != nil {
+		return nil, er
+	}
 	e.mu.Lock()
-	lifetime, refreshIn, needMFA, noConsent := e.lifetime, e.refreshIn, e.mfa[resource], app.noConsent[resource]
+	lifetime, refreshIn := e.lifetime, e.refreshIn
+	needMFA, noConsent := false, false
+	for _, k := range res.keys {
+		needMFA = needMFA || e.mfa[k]
+		noConsent = noConsent || app.noConsent[k]
+	}
 	// Entra's access tokens live at least 10 minutes (the shortest configurable lifetime), and
 	// MSAL Go refuses an On-Behalf-Of token with less than 5 minutes left: short test lifetimes
 	// apply to app tokens only.
@@ -671,9 +718,9 @@ func (e *Entra) onBehalfOf(tr *TokenRequest, t *tenant, ca *jws) (map[string]any
 			Claims:      `{"access_token":{"capolids":{"essential":true,"values":["` + stableID("capolid", resource) + `"]}}}`,
 		}
 	}
-	v1 := isV1Resource(resource)
+	v1 := res.v1
 	userOID, _ := user["oid"].(string)
-	claims := e.accessTokenClaims(t.id, resource, app.clientID, acr, lifetime)
+	claims := e.accessTokenClaims(t.id, res, app.clientID, acr, lifetime)
 	claims["oid"], claims["sub"], claims["scp"] = userOID, pairwiseID(userOID, resource), scp
 	if len(amr) > 0 {
 		claims["amr"] = amr
@@ -764,7 +811,10 @@ func (e *Entra) checkUserAssertion(assertion string, app *App, t *tenant) (jwt.M
 		return nil, entraError(400, "invalid_grant", 50013, "Assertion is not a user token: it has no scp (an app-only token cannot be used for on-behalf-of).")
 	}
 	aud, _ := claims["aud"].(string)
-	if aud != app.IdentifierURI() && aud != app.clientID {
+	e.mu.Lock()
+	ours := aud != "" && app.namesLocked(aud)
+	e.mu.Unlock()
+	if !ours {
 		return nil, entraError(400, "invalid_grant", 500131, "Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was '"+aud+"' and the expected audience is '"+app.clientID+"' or one of the Application Uris of this application with App ID '"+app.clientID+"'("+app.clientID+"). The downstream client must request a token for the expected audience (the application that made the OBO request) and this application should use that token as the assertion.")
 	}
 	tid, _ := claims["tid"].(string)

@@ -36,10 +36,10 @@ func TestClientSecretCredential(t *testing.T) {
 			assert.Equal(t, "https://sts.windows.net/"+tenantA+"/", claims["iss"])
 			assert.Equal(t, "1.0", claims["ver"])
 			assert.Equal(t, tenantA, claims["tid"])
-			assert.Equal(t, appID, claims["azp"])
 			assert.Equal(t, appID, claims["appid"])
-			assert.Equal(t, "1", claims["azpacr"])
 			assert.Equal(t, "1", claims["appidacr"])
+			assert.NotContains(t, claims, "azp", "v1 tokens name the client appid")
+			assert.NotContains(t, claims, "azpacr")
 			assert.Equal(t, spObjectID(appID, tenantA), claims["oid"])
 			assert.NotEmpty(t, claims["uti"])
 
@@ -61,6 +61,7 @@ func TestClientCertificateCredential(t *testing.T) {
 	for _, discovery := range []bool{false, true} {
 		t.Run(map[bool]string{false: "NoInstanceDiscovery", true: "InstanceDiscovery"}[discovery], func(t *testing.T) {
 			f := newFixture(t)
+			f.e.RegisterApp(tenantA, downstreamID).AddIdentifierURI("api://downstream")
 			var mu sync.Mutex
 			var seen *TokenRequest
 			f.e.OnToken(func(tr *TokenRequest) *ErrorResponse {
@@ -73,11 +74,13 @@ func TestClientCertificateCredential(t *testing.T) {
 			require.NoError(t, err)
 			claims, err := f.e.Verify(tok.Token)
 			require.NoError(t, err)
-			assert.Equal(t, "api://downstream", claims["aud"])
+			assert.Equal(t, downstreamID, claims["aud"], "v2 tokens have the API's client ID as aud")
 			assert.Equal(t, f.e.AuthorityHost()+tenantA+"/v2.0", claims["iss"])
 			assert.Equal(t, "2.0", claims["ver"])
+			assert.Equal(t, appID, claims["azp"])
 			assert.Equal(t, "2", claims["azpacr"])
-			assert.Equal(t, "2", claims["appidacr"])
+			assert.NotContains(t, claims, "appid", "v2 tokens name the client azp")
+			assert.NotContains(t, claims, "appidacr")
 
 			mu.Lock()
 			defer mu.Unlock()
@@ -403,7 +406,7 @@ func TestClientAssertionValidation(t *testing.T) {
 			} else {
 				claims, err := f.e.Verify(body["access_token"].(string))
 				require.NoError(t, err)
-				assert.Equal(t, "2", claims["azpacr"])
+				assert.Equal(t, "2", claims["appidacr"])
 			}
 		})
 	}

@@ -26,12 +26,14 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	tenantA   = "aaaaaaaa-0000-4000-8000-000000000001"
-	tenantB   = "bbbbbbbb-0000-4000-8000-000000000002"
-	appID     = "11111111-2222-4333-8444-555555555555"
-	apiAppID  = "99999999-2222-4333-8444-555555555555"
-	appSecret = "correct-horse-battery-staple"
-	vaultAud  = "https://vault.azure.net"
+	tenantA  = "aaaaaaaa-0000-4000-8000-000000000001"
+	tenantB  = "bbbbbbbb-0000-4000-8000-000000000002"
+	appID    = "11111111-2222-4333-8444-555555555555"
+	apiAppID = "99999999-2222-4333-8444-555555555555"
+	// downstreamID is an API app with the App ID URI api://downstream (registered where needed).
+	downstreamID = "dddddddd-2222-4333-8444-555555555555"
+	appSecret    = "correct-horse-battery-staple"
+	vaultAud     = "https://vault.azure.net"
 )
 
 // fixture is an Entra emulator with tenant A and an app with a secret and a certificate.

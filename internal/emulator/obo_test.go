@@ -45,7 +45,7 @@ func TestOnBehalfOf(t *testing.T) {
 	user := f.e.UserToken(tenantA, userOID, apiAppID, UserTokenOptions{})
 	uc, err := f.e.Verify(user)
 	require.NoError(t, err)
-	assert.Equal(t, "api://"+apiAppID, uc["aud"])
+	assert.Equal(t, apiAppID, uc["aud"])
 	assert.Equal(t, "user_impersonation", uc["scp"])
 	assert.Equal(t, []any{"pwd"}, uc["amr"])
 
@@ -61,15 +61,16 @@ func TestOnBehalfOf(t *testing.T) {
 	assert.Equal(t, "Ada Lovelace", claims["name"])
 	assert.Equal(t, "ada@contoso.example", claims["upn"])
 	assert.Equal(t, "user_impersonation", claims["scp"])
-	assert.Equal(t, apiAppID, claims["azp"])
 	assert.Equal(t, apiAppID, claims["appid"])
-	assert.Equal(t, "1", claims["azpacr"])
+	assert.Equal(t, "1", claims["appidacr"])
 	assert.Equal(t, tenantA, claims["tid"])
 	assert.Equal(t, int64(1), f.e.Count("token:obo"))
 
-	// The bare client ID is an accepted audience too; /.default works; a v2 downstream API.
+	// The App ID URI is an accepted audience too; /.default works; a v2 downstream API.
+	user = f.e.UserToken(tenantA, userOID, apiAppID, UserTokenOptions{AppIDURI: true})
 	status, body = f.obo(t, user, "https://vault.azure.net/.default", nil)
 	require.Equal(t, http.StatusOK, status, "%v", body)
+	f.e.RegisterApp(tenantA, downstreamID).AddIdentifierURI("api://downstream")
 	status, body = f.obo(t, user, "api://downstream/Files.Read", nil)
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	claims, err = f.e.Verify(body["access_token"].(string))
@@ -87,7 +88,7 @@ func TestOnBehalfOf(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	claims, err = f.e.Verify(body["access_token"].(string))
 	require.NoError(t, err)
-	assert.Equal(t, "2", claims["azpacr"])
+	assert.Equal(t, "2", claims["appidacr"])
 }
 
 func TestOnBehalfOfRejections(t *testing.T) {

@@ -480,25 +480,28 @@ func (e *Entra) checkClientAssertion(tr *TokenRequest, app *App, ca *jws, certs 
 		}
 		return errAssertionAlg(alg)
 	}
+	// Entra finds the certificate of a PS256 assertion by its SHA-256 thumbprint (x5t#S256) and
+	// of an RS256 one by its SHA-1 thumbprint (x5t); the other header is not looked at (an RS256
+	// assertion with only x5t#S256 gets "key not found").
 	var tp []byte
 	var match func(c *x509Certs) bool
-	if s, ok := ca.header["x5t#S256"].(string); ok && s != "" {
+	if alg == "PS256" {
+		s, _ := ca.header["x5t#S256"].(string)
 		tp = decodeThumbprint(s)
 		match = func(c *x509Certs) bool {
 			return len(tp) == sha256.Size && subtle.ConstantTimeCompare(c.s256[:], tp) == 1
 		}
-	} else if s, ok := ca.header["x5t"].(string); ok && s != "" {
+	} else {
+		s, _ := ca.header["x5t"].(string)
 		tp = decodeThumbprint(s)
 		match = func(c *x509Certs) bool { return len(tp) == sha1.Size && subtle.ConstantTimeCompare(c.s1[:], tp) == 1 }
 	}
 	thumb := strings.ToUpper(hex.EncodeToString(tp))
 	var cert *x509Certs
-	if match != nil {
-		for _, c := range certs {
-			if match(c) {
-				cert = c
-				break
-			}
+	for _, c := range certs {
+		if match(c) {
+			cert = c
+			break
 		}
 	}
 	if cert == nil {
@@ -518,7 +521,11 @@ func (e *Entra) checkClientAssertion(tr *TokenRequest, app *App, ca *jws, certs 
 	if iss != tr.ClientID || sub != tr.ClientID {
 		return errAssertionSubject()
 	}
-	if !audienceContains(ca.claims["aud"], e.TokenEndpoint(tr.Tenant)) {
+	// aud is one string: Entra refuses an array as malformed even when it holds the endpoint.
+	if _, isList := ca.claims["aud"].([]any); isList {
+		return errMalformedJWT()
+	}
+	if aud, _ := ca.claims["aud"].(string); !strings.EqualFold(aud, e.TokenEndpoint(tr.Tenant)) {
 		return errAssertionAudience()
 	}
 	if jti, _ := ca.claims["jti"].(string); jti == "" {
@@ -576,20 +583,6 @@ func decodeThumbprint(s string) []byte {
 		}
 	}
 	return nil
-}
-
-func audienceContains(aud any, want string) bool {
-	switch a := aud.(type) {
-	case string:
-		return strings.EqualFold(a, want)
-	case []any:
-		for _, v := range a {
-			if s, ok := v.(string); ok && strings.EqualFold(s, want) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // numericDate reads a JWT NumericDate claim.

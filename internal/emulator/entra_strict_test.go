@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -251,4 +253,62 @@ func TestOnBehalfOfTokenShapes(t *testing.T) {
 	f.e.RegisterApp(tenantA, apiAppID).RequireConsent(downstreamID)
 	status, body = f.obo(t, user, "api://downstream/Files.Read", nil)
 	assert.Equal(t, []int{65001}, errorCodes(body), "%d", status)
+}
+
+// TestAssertionThumbprintMatchesAlg: Entra finds the certificate of an RS256 assertion by x5t
+// (SHA-1) and of a PS256 assertion by x5t#S256; the other header does not stand in for it.
+func TestAssertionThumbprintMatchesAlg(t *testing.T) {
+	f := newFixture(t)
+	s1 := sha1.Sum(f.cert.Raw)
+	s256 := sha256.Sum256(f.cert.Raw)
+	x5t := base64.RawURLEncoding.EncodeToString(s1[:])
+	x5tS256 := base64.RawURLEncoding.EncodeToString(s256[:])
+	for _, c := range []struct {
+		name   string
+		alg    jwt.SigningMethod
+		header map[string]any
+		status int
+	}{
+		{"PS256 x5t#S256", jwt.SigningMethodPS256, map[string]any{"x5t#S256": x5tS256}, 200},
+		{"RS256 x5t", jwt.SigningMethodRS256, map[string]any{"x5t": x5t}, 200},
+		{"PS256 both", jwt.SigningMethodPS256, map[string]any{"x5t#S256": x5tS256, "x5t": x5t}, 200},
+		{"RS256 both", jwt.SigningMethodRS256, map[string]any{"x5t#S256": x5tS256, "x5t": x5t}, 200},
+		{"PS256 x5t only", jwt.SigningMethodPS256, map[string]any{"x5t": x5t}, 401},
+		{"RS256 x5t#S256 only", jwt.SigningMethodRS256, map[string]any{"x5t#S256": x5tS256}, 401},
+		{"RS256 x5t of another certificate, x5t#S256 right", jwt.SigningMethodRS256, map[string]any{"x5t#S256": x5tS256, "x5t": base64.RawURLEncoding.EncodeToString(make([]byte, 20))}, 401},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := f.postAssertion(t, f.assertion(func(a *assertion) {
+				a.alg = c.alg
+				a.header = map[string]any{"alg": c.alg.Alg(), "typ": "JWT"}
+				for k, v := range c.header {
+					a.header[k] = v
+				}
+			}))
+			require.Equal(t, c.status, status, "%v", body["error_description"])
+			if c.status != 200 {
+				assert.Equal(t, []int{700027}, errorCodes(body))
+				assert.Contains(t, body["error_description"], "The key was not found.")
+			}
+		})
+	}
+}
+
+// TestAssertionAudienceIsOneString: Entra refuses an aud array even when it holds the token
+// endpoint (AADSTS50027, seen with openid-client sending [issuer, token endpoint]).
+func TestAssertionAudienceIsOneString(t *testing.T) {
+	f := newFixture(t)
+	for _, aud := range []any{
+		[]any{f.e.TokenEndpoint(tenantA)},
+		[]any{f.e.AuthorityHost() + tenantA + "/v2.0", f.e.TokenEndpoint(tenantA)},
+	} {
+		status, body := f.postAssertion(t, f.assertion(func(a *assertion) { a.claims["aud"] = aud }))
+		assert.Equal(t, 401, status, "%v", aud)
+		assert.Equal(t, []int{50027}, errorCodes(body), "%v", aud)
+	}
+	for _, aud := range []any{nil, 42, ""} {
+		status, body := f.postAssertion(t, f.assertion(func(a *assertion) { a.claims["aud"] = aud }))
+		assert.Equal(t, 401, status, "%v", aud)
+		assert.Equal(t, []int{700023}, errorCodes(body), "%v", aud)
+	}
 }

@@ -539,7 +539,9 @@ func (e *Entra) checkClientAssertion(tr *TokenRequest, app *App, ca *jws, certs 
 	if !okNbf {
 		nbf = exp.Add(-10 * time.Minute)
 	}
-	if now.After(exp) || now.Before(nbf.Add(-assertionSkew)) || (okNbf && exp.Sub(nbf) > assertionMaxLife) {
+	// Valid from nbf (less the clock skew) to exp; an assertion that expires before it becomes
+	// valid never is.
+	if now.After(exp) || now.Before(nbf.Add(-assertionSkew)) || !exp.After(nbf) || (okNbf && exp.Sub(nbf) > assertionMaxLife) {
 		return errAssertionTime(now, nbf, exp)
 	}
 	return nil

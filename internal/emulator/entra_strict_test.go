@@ -312,3 +312,25 @@ func TestAssertionAudienceIsOneString(t *testing.T) {
 		assert.Equal(t, []int{700023}, errorCodes(body), "%v", aud)
 	}
 }
+
+// TestAssertionExpiresBeforeValid: an assertion whose exp is not after its nbf is never valid,
+// even when now falls within the clock skew allowed before nbf.
+func TestAssertionExpiresBeforeValid(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now()
+	for _, c := range []struct{ nbf, exp time.Time }{
+		{now.Add(2 * time.Minute), now.Add(time.Minute)},
+		{now.Add(time.Minute), now.Add(time.Minute)},
+	} {
+		status, body := f.postAssertion(t, f.assertion(func(a *assertion) {
+			a.claims["nbf"], a.claims["exp"] = c.nbf.Unix(), c.exp.Unix()
+		}))
+		assert.Equal(t, 401, status)
+		assert.Equal(t, []int{700024}, errorCodes(body), "%v", body["error_description"])
+	}
+	// Within the skew before nbf, with exp after nbf: accepted.
+	status, body := f.postAssertion(t, f.assertion(func(a *assertion) {
+		a.claims["nbf"], a.claims["exp"] = now.Add(2*time.Minute).Unix(), now.Add(12*time.Minute).Unix()
+	}))
+	assert.Equal(t, 200, status, "%v", body["error_description"])
+}

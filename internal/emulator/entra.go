@@ -28,6 +28,14 @@ import (
 // Routes: GET /{tenant}/discovery/instance (and /common/...), GET
 // /{tenant}/v2.0/.well-known/openid-configuration, GET /{tenant}/discovery/v2.0/keys and POST
 // /{tenant}/oauth2/v2.0/token (client_credentials and on-behalf-of).
+//
+// Access tokens have Entra's shapes: for Azure's own resources (https:// URIs such as Storage, Key
+// Vault, ARM) v1 tokens (iss https://sts.windows.net/{tenant}/, ver "1.0", aud the resource URI,
+// appid/appidacr, upn/unique_name); for an API registered as an app (named by its client ID or an
+// App ID URI, see [App.AddIdentifierURI]) v2 tokens (aud = the API's client ID, azp/azpacr,
+// preferred_username). A scope for an API that is not registered fails with AADSTS500011.
+// Client assertions are verified as Entra does: RS256 with the certificate named by x5t, PS256
+// (salt length 32) with the one named by x5t#S256, aud the tenant's token endpoint as one string.
 type Entra struct {
 	srv      *server
 	signKey  *rsa.PrivateKey

@@ -57,8 +57,9 @@ func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, op
 	a := c.app
 	s := c.entry.tokens.Slot(key)
 	if !a.now().Before(c.entry.claims.Expires) {
-		// A cached OBO token may outlive the user token, but a new exchange cannot succeed.
-		if tok, ok := s.Fresh(a.now()); ok {
+		// A cached OBO token may outlive the user token, but a new exchange cannot succeed. A
+		// claims challenge was raised against the cached token: never answer it with that token.
+		if tok, ok := s.Fresh(a.now()); ok && opts.Claims == "" {
 			return tok, nil
 		}
 		return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("obo: %w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, c.entry.claims.Expires.UTC().Format("2006-01-02T15:04:05Z07:00")))

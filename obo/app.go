@@ -148,18 +148,18 @@ func (a *App) fromRequest(r *http.Request) (_ *EasyAuthOBOCredential, presented 
 	var principal *Principal
 	tok := ""
 	switch {
-	case hasEasyAuthHeaders(h) && a.trust && h.Get(HeaderAccessToken) != "":
+	case hasEasyAuthHeaders(h) && a.trust && h.Get(keyAccessToken) != "":
 		var err error
 		if principal, err = principalFromHeaders(h); err != nil {
 			return nil, false, err
 		}
-		tok = h.Get(HeaderAccessToken)
+		tok = h.Get(keyAccessToken)
 	case a.bearerOK && bearer(h) != "":
 		// Only what the caller presents itself, which Entra validates during the exchange; any
 		// principal headers are left out: they are another source.
 		tok = bearer(h)
 	case hasEasyAuthHeaders(h) && a.trust:
-		if h.Get(HeaderIDToken) != "" {
+		if h.Get(keyIDToken) != "" {
 			return nil, false, fmt.Errorf("%w: Easy Auth passed only an id token (%s), which cannot be exchanged. Add this app's scope to Easy Auth's login parameters (scope=openid profile offline_access api://%s/user_impersonation) so that it stores an access token", ErrNoUserToken, HeaderIDToken, a.clientID)
 		}
 		return nil, false, fmt.Errorf("%w: no %s header: is the token store enabled in App Service authentication?", ErrNoUserToken, HeaderAccessToken)

@@ -121,24 +121,6 @@ func TestTrustedHeadersNeverCombinedWithBearer(t *testing.T) {
 	require.ErrorIs(t, err, obo.ErrNoUserToken)
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from server goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestMiddlewareRefusals: what Middleware tells a client it refuses. No error code when the
 // client sent no token (RFC 6750 section 3.1), error="invalid_token" for a token that cannot be
 // used, and never a configuration detail in the answer: option and variable names go to the log.
@@ -146,7 +128,7 @@ func TestMiddlewareRefusals(t *testing.T) {
 	e := newEnv(t)
 	oid := e.user(41)
 	tok := e.userToken(oid, emulator.UserTokenOptions{})
-	var logs syncBuffer
+	var logs bytes.Buffer // Middleware runs on this goroutine (ServeHTTP below)
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	o := e.options()
 	o.Logger = logger

@@ -52,6 +52,9 @@ type App struct {
 	cache     *userCache
 	logger    *slog.Logger
 	now       func() time.Time
+	// authority is the cloud's authority host with a trailing slash
+	// ("https://login.microsoftonline.com/"), for the authorization_uri of challenges.
+	authority string
 }
 
 // NewAppWithSecret authenticates the app with a client secret. Prefer NewAppWithAssertion with a
@@ -98,6 +101,10 @@ func newApp(tenantID, clientID string, cred confidential.Credential, options *Ap
 	if err != nil {
 		return nil, optionsError{fmt.Errorf("obo: %w", err)}
 	}
+	authority, err := entra.AuthorityHost(o.ClientOptions.Cloud) // NewClient accepted it
+	if err != nil {
+		return nil, optionsError{fmt.Errorf("obo: %w", err)}
+	}
 	return &App{
 		client:    c,
 		clientID:  clientID,
@@ -107,57 +114,70 @@ func newApp(tenantID, clientID string, cred confidential.Credential, options *Ap
 		cache:     newUserCache(o.MaxCachedUsers),
 		logger:    o.Logger,
 		now:       time.Now,
+		authority: authority,
 	}, nil
 }
 
 // CredentialFromRequest returns a credential that acts as the request's signed-in user: it takes
 // the user's access token from X-MS-TOKEN-AAD-ACCESS-TOKEN (Easy Auth) and exchanges it OBO.
 //
-// Easy Auth headers are used only when trusted (behind App Service authentication, or
-// AppOptions.TrustEasyAuthHeaders); otherwise the request's "Authorization: Bearer" token is
-// used if there is one, and else ErrUntrustedHeaders is returned. A request with only an id token
-// gets ErrNoUserToken (with what to configure). The user token is read locally first (not
-// verified: Entra does that) so that an expired token or one for another audience fails at once
-// with ErrInvalidUserToken / ErrUserTokenExpired.
+// The user token and the principal always come from one source, never from two:
+//   - With trusted Easy Auth headers (behind App Service authentication, or
+//     AppOptions.TrustEasyAuthHeaders) and an X-MS-TOKEN-AAD-ACCESS-TOKEN header, the token is that
+//     header and Principal comes from the X-MS-CLIENT-PRINCIPAL headers, all set by the platform.
+//   - Otherwise the token is the request's "Authorization: Bearer" token (unless
+//     AppOptions.DisableBearerHeader) and Principal returns nil, even when trusted
+//     X-MS-CLIENT-PRINCIPAL headers are present: they may describe another user than the Bearer
+//     token (App Service sets them for API callers whose Bearer token it validated, but nothing
+//     here could prove that they match). Use UserObjectID and UserName, which come from the token.
+//   - Untrusted Easy Auth headers with no Bearer token get ErrUntrustedHeaders; no token at all, or
+//     only an id token, gets ErrNoUserToken (with what to configure).
+//
+// The user token is read locally first (not verified: Entra does that) so that an expired token
+// or one for another audience fails at once with ErrInvalidUserToken / ErrUserTokenExpired.
 func (a *App) CredentialFromRequest(r *http.Request) (*EasyAuthOBOCredential, error) {
+	c, _, err := a.fromRequest(r)
+	return c, err
+}
+
+// fromRequest is CredentialFromRequest; presented reports whether the request carried a user
+// token to try (one that CredentialFromRequest refused is then an invalid token, not a missing
+// one).
+func (a *App) fromRequest(r *http.Request) (_ *EasyAuthOBOCredential, presented bool, _ error) {
 	h := r.Header
 	var principal *Principal
 	tok := ""
 	switch {
-	case hasEasyAuthHeaders(h) && a.trust:
+	case hasEasyAuthHeaders(h) && a.trust && h.Get(keyAccessToken) != "":
 		var err error
 		if principal, err = principalFromHeaders(h); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		tok = h.Get(HeaderAccessToken)
-		if tok == "" && a.bearerOK {
-			tok = bearer(h)
-		}
-		if tok == "" {
-			if h.Get(HeaderIDToken) != "" {
-				return nil, fmt.Errorf("%w: Easy Auth passed only an id token (%s), which cannot be exchanged. Add this app's scope to Easy Auth's login parameters (scope=openid profile offline_access api://%s/user_impersonation) so that it stores an access token", ErrNoUserToken, HeaderIDToken, a.clientID)
-			}
-			return nil, fmt.Errorf("%w: no %s header: is the token store enabled in App Service authentication?", ErrNoUserToken, HeaderAccessToken)
-		}
+		tok = h.Get(keyAccessToken)
 	case a.bearerOK && bearer(h) != "":
-		// Behind no platform (or untrusted headers): only what the caller presents itself, which
-		// Entra validates during the exchange.
+		// Only what the caller presents itself, which Entra validates during the exchange; any
+		// principal headers are left out: they are another source.
 		tok = bearer(h)
+	case hasEasyAuthHeaders(h) && a.trust:
+		if h.Get(keyIDToken) != "" {
+			return nil, false, fmt.Errorf("%w: Easy Auth passed only an id token (%s), which cannot be exchanged. Add this app's scope to Easy Auth's login parameters (scope=openid profile offline_access api://%s/user_impersonation) so that it stores an access token", ErrNoUserToken, HeaderIDToken, a.clientID)
+		}
+		return nil, false, fmt.Errorf("%w: no %s header: is the token store enabled in App Service authentication?", ErrNoUserToken, HeaderAccessToken)
 	case hasEasyAuthHeaders(h):
-		return nil, ErrUntrustedHeaders
+		return nil, false, ErrUntrustedHeaders
 	default:
 		hint := "sign in through App Service authentication"
 		if a.bearerOK {
 			hint += ", or send the user's access token as \"Authorization: Bearer <token>\""
 		}
-		return nil, fmt.Errorf("%w: %s", ErrNoUserToken, hint)
+		return nil, false, fmt.Errorf("%w: %s", ErrNoUserToken, hint)
 	}
 	c, err := a.Credential(tok)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	c.principal = principal
-	return c, nil
+	return c, true, nil
 }
 
 // Credential is the same for a user access token obtained any other way (e.g. a Bearer header).

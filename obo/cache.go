@@ -27,9 +27,15 @@ type userEntry struct {
 
 // userCache is a sharded LRU of userEntry holding at most max entries in all: each shard keeps its
 // own recency order, and an insertion beyond the bound evicts the least recently used entry of its
-// shard (or of the next non-empty one), so the bound is global while locks stay per shard.
+// shard (or of the next non-empty one), so the bound is global while lookups lock one shard only.
+//
+// The bound is exact, even under concurrency: a new entry is admitted only under admit, one at a
+// time, after evicting until there is room; and size changes only together with a shard's map,
+// under that shard's lock. So size is always the number of entries, and only an admission (under
+// admit) can make it grow: no moment, however brief, sees more than max entries.
 type userCache struct {
 	shards [cacheShards]shard
+	admit  sync.Mutex // held to add an entry: one admission at a time
 	size   atomic.Int64
 	max    int64
 }
@@ -65,41 +71,38 @@ func (c *userCache) get(k userKey) *userEntry {
 	return e
 }
 
-// add stores a new entry for k (or returns the one another request added first). It first
-// reserves room, evicting least recently used entries while the cache is full, so that the number
-// of entries never exceeds the bound, even for a moment.
+// add stores a new entry for k (or returns the one another request added first), evicting least
+// recently used entries first while the cache is full. Only the admission of a new user is
+// serialized (it follows a local parse of the user's token and precedes an exchange with Entra,
+// both far costlier); lookups of cached users (get) never take admit.
 func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 	if e := c.get(k); e != nil {
 		return e
 	}
-	for {
-		n := c.size.Load()
-		if n < c.max {
-			if c.size.CompareAndSwap(n, n+1) {
-				break
-			}
-			continue
-		}
+	c.admit.Lock()
+	defer c.admit.Unlock()
+	if e := c.get(k); e != nil { // added while this request waited for admit
+		return e
+	}
+	// No one else adds while admit is held, and size falls with every removal: when evictOne
+	// finds every shard empty, size is 0.
+	for c.size.Load() >= c.max {
 		if !c.evictOne(int(k[0] % cacheShards)) {
-			c.size.Add(1) // nothing left to evict (cannot happen with max >= 1)
 			break
 		}
 	}
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[k]; e != nil { // added meanwhile: give the room back
-		c.size.Add(-1)
-		s.lru.MoveToFront(e.elem)
-		return e
-	}
 	e := &userEntry{key: k, claims: claims}
 	e.elem = s.lru.PushFront(e)
 	s.m[k] = e
+	c.size.Add(1)
 	return e
 }
 
 // evictOne removes the least recently used entry of shard i, or of the next shard that has one.
+// It reports false when every shard was empty.
 func (c *userCache) evictOne(i int) bool {
 	for j := range cacheShards {
 		s := &c.shards[(i+j)%cacheShards]
@@ -107,8 +110,8 @@ func (c *userCache) evictOne(i int) bool {
 		if back := s.lru.Back(); back != nil {
 			old := s.lru.Remove(back).(*userEntry)
 			delete(s.m, old.key)
-			s.mu.Unlock()
 			c.size.Add(-1)
+			s.mu.Unlock()
 			return true
 		}
 		s.mu.Unlock()

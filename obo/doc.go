@@ -25,9 +25,11 @@
 // X-MS-* headers are trusted only behind App Service authentication (WEBSITE_AUTH_ENABLED=True),
 // which strips client-sent copies, or when AppOptions.TrustEasyAuthHeaders is set (Container Apps,
 // local development, tests). Otherwise they are refused with ErrUntrustedHeaders: anyone could send
-// them. The user token is read locally before the exchange so that tokens that are not JWTs,
-// expired, or for another audience fail at once; its signature is checked by Entra during the
-// exchange.
+// them. The user token and the principal come from one source: the Easy Auth headers (token from
+// X-MS-TOKEN-AAD-ACCESS-TOKEN, principal from X-MS-CLIENT-PRINCIPAL), or the Bearer token alone
+// (no principal). The user token is read locally before the exchange so that tokens that are not
+// JWTs, expired, or for another audience fail at once; its signature is checked by Entra during
+// the exchange.
 //
 // # Cache and isolation
 //
@@ -36,12 +38,22 @@
 // tokens, and concurrent requests of one user share one exchange. A credential is bound to one
 // user assertion for its whole life: it can never return another user's token.
 //
-// # Step-up
+// # Step-up and consent
 //
-// When Entra needs the user to do more (MFA, consent, conditional access), GetToken returns an
-// *InteractionRequiredError with the claims challenge; WriteResponse answers API callers with 401
-// and WWW-Authenticate: Bearer error="insufficient_claims", claims="..." and sends browsers
-// through the Easy Auth login with the claims.
+// When Entra needs the user to do more, GetToken returns an *InteractionRequiredError. For a
+// step-up (MFA, conditional access) it carries Entra's claims challenge; WriteResponse answers API
+// callers with 401 and WWW-Authenticate: Bearer realm="", authorization_uri="...",
+// error="insufficient_claims", claims="...", and sends browsers through the Easy Auth login with
+// the claims. When consent is missing (Consent reports true: AADSTS65001, no claims), API callers
+// get 403 with error="insufficient_scope" and the scope to request with prompt=consent, and
+// browsers go through the Easy Auth login with prompt=consent. A request with
+// TokenRequestOptions.Claims (a resource's claims challenge) is never answered from the cache.
+//
+// # Refusals
+//
+// Middleware tells a refused client only what it can act on (RFC 6750: no error code when no
+// token was sent, error="invalid_token" for a token that cannot be used); the reason, with the
+// header or option to fix, goes to AppOptions.Logger.
 //
 // Tokens never appear in errors or logs.
 package obo

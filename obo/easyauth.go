@@ -21,6 +21,18 @@ const (
 	maxPrincipalHeaderSize = 32 << 10
 )
 
+// The header names in canonical form, for http.Header.Get: given the upper-case names above, it
+// allocates a canonical copy on every call.
+var (
+	keyAccessToken     = http.CanonicalHeaderKey(HeaderAccessToken)
+	keyIDToken         = http.CanonicalHeaderKey(HeaderIDToken)
+	keyClientPrincipal = http.CanonicalHeaderKey(HeaderClientPrincipal)
+	keyPrincipalID     = http.CanonicalHeaderKey(HeaderPrincipalID)
+	keyPrincipalName   = http.CanonicalHeaderKey(HeaderPrincipalName)
+	keyPrincipalIDP    = http.CanonicalHeaderKey(HeaderPrincipalIDP)
+	easyAuthKeys       = []string{keyAccessToken, keyIDToken, keyClientPrincipal, keyPrincipalID}
+)
+
 // Claim is one claim of the signed-in principal.
 type Claim struct {
 	Type  string `json:"typ"`
@@ -104,7 +116,7 @@ func behindPlatformAuth() bool {
 }
 
 func hasEasyAuthHeaders(h http.Header) bool {
-	for _, k := range []string{HeaderAccessToken, HeaderIDToken, HeaderClientPrincipal, HeaderPrincipalID} {
+	for _, k := range easyAuthKeys {
 		if h.Get(k) != "" {
 			return true
 		}
@@ -115,13 +127,13 @@ func hasEasyAuthHeaders(h http.Header) bool {
 // principalFromHeaders reads the trusted principal headers; nil when there are none.
 func principalFromHeaders(h http.Header) (*Principal, error) {
 	var p *Principal
-	if v := h.Get(HeaderClientPrincipal); v != "" {
+	if v := h.Get(keyClientPrincipal); v != "" {
 		var err error
 		if p, err = ParsePrincipal(v); err != nil {
 			return nil, err
 		}
 	}
-	id, name, idp := h.Get(HeaderPrincipalID), h.Get(HeaderPrincipalName), h.Get(HeaderPrincipalIDP)
+	id, name, idp := h.Get(keyPrincipalID), h.Get(keyPrincipalName), h.Get(keyPrincipalIDP)
 	if p == nil && id == "" && name == "" {
 		return nil, nil
 	}

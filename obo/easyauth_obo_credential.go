@@ -27,8 +27,9 @@ type EasyAuthOBOCredential struct {
 
 // GetToken returns a token for opts.Scopes on behalf of the user (delegated scopes such as
 // "https://storage.azure.com/user_impersonation", or "{resource}/.default"). When Entra needs the
-// user to do more (MFA, consent), the error is an *InteractionRequiredError: send its claims
-// challenge back to the client (WriteResponse).
+// user to do more (MFA, consent), the error is an *InteractionRequiredError: answer the client with
+// its WriteResponse (a claims challenge, or a request for consent). A request with opts.Claims (a
+// claims challenge from a resource) always goes to Entra: it is never answered from the cache.
 func (c *EasyAuthOBOCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tenant, err := c.tenant(opts.TenantID)
 	if err != nil {
@@ -50,15 +51,20 @@ func (c *EasyAuthOBOCredential) GetToken(ctx context.Context, opts policy.TokenR
 			}
 		}
 	}
-	return c.slow(ctx, key, opts)
+	tok, err := c.slow(ctx, key, opts)
+	if err != nil {
+		return tok, c.app.forCaller(err)
+	}
+	return tok, nil
 }
 
 func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	a := c.app
 	s := c.entry.tokens.Slot(key)
 	if !a.now().Before(c.entry.claims.Expires) {
-		// A cached OBO token may outlive the user token, but a new exchange cannot succeed.
-		if tok, ok := s.Fresh(a.now()); ok {
+		// A cached OBO token may outlive the user token, but a new exchange cannot succeed. A
+		// claims challenge was raised against the cached token: never answer it with that token.
+		if tok, ok := s.Fresh(a.now()); ok && opts.Claims == "" {
 			return tok, nil
 		}
 		return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("obo: %w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, c.entry.claims.Expires.UTC().Format("2006-01-02T15:04:05Z07:00")))
@@ -110,7 +116,7 @@ func (c *EasyAuthOBOCredential) UserObjectID() string { return c.entry.claims.OI
 func (c *EasyAuthOBOCredential) UserName() string { return c.entry.claims.Name }
 
 // Principal returns the signed-in principal from the trusted Easy Auth headers, or nil when the
-// credential came from a Bearer token or App.Credential.
+// credential came from a Bearer token (even one sent with principal headers) or App.Credential.
 func (c *EasyAuthOBOCredential) Principal() *Principal { return c.principal }
 
 var _ azcore.TokenCredential = (*EasyAuthOBOCredential)(nil)

@@ -3,6 +3,8 @@ package obo_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/azcredkit/azcredkit/assertion"
@@ -95,4 +97,57 @@ func exampleClaims(token string) map[string]any {
 		panic(err)
 	}
 	return claims
+}
+
+// withoutConsent makes Entra answer On-Behalf-Of requests for scope as it does when nobody
+// consented to the web app's permission for it: 400 invalid_grant, AADSTS65001, suberror
+// consent_required, and no claims.
+func (a *exampleAzure) withoutConsent(scope string) {
+	a.entra.OnToken(consentRequired(scope))
+}
+
+// consentRequired is an emulator hook answering OBO requests for scope as Entra does without
+// consent (recorded body: FACTS.md).
+func consentRequired(scope string) func(*emulator.TokenRequest) *emulator.ErrorResponse {
+	return func(r *emulator.TokenRequest) *emulator.ErrorResponse {
+		if r.GrantType != "urn:ietf:params:oauth:grant-type:jwt-bearer" || !slices.Contains(r.Scopes, scope) {
+			return nil
+		}
+		return &emulator.ErrorResponse{
+			Status: http.StatusBadRequest, Error: "invalid_grant", Code: 65001, SubError: "consent_required",
+			Description: "AADSTS65001: The user or administrator has not consented to use the application with ID '" + r.ClientID + "' named 'web app'. Send an interactive authorization request for this user and resource.",
+		}
+	}
+}
+
+// challenge parses a WWW-Authenticate value with one challenge (RFC 9110 section 11.6.1):
+// its scheme and its parameters, quoted strings unquoted.
+func challenge(h string) (scheme string, params map[string]string) {
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
+	params = map[string]string{}
+	for rest = strings.TrimSpace(rest); rest != ""; rest = strings.TrimLeft(rest, ", ") {
+		name, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			return scheme, nil
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		if !strings.HasPrefix(after, `"`) {
+			v, next, _ := strings.Cut(after, ",")
+			params[name], rest = strings.TrimSpace(v), next
+			continue
+		}
+		var v strings.Builder
+		i := 1
+		for ; i < len(after) && after[i] != '"'; i++ {
+			if after[i] == '\\' && i+1 < len(after) {
+				i++
+			}
+			v.WriteByte(after[i])
+		}
+		if i >= len(after) {
+			return scheme, nil // unterminated
+		}
+		params[name], rest = v.String(), after[i+1:]
+	}
+	return scheme, params
 }

@@ -103,13 +103,17 @@ func ExampleApp_Middleware() {
 	files.ServeHTTP(w, r)
 	fmt.Println(w.Code, w.Body)
 
-	// Without a user token, Middleware answers 401 (and says what is missing).
+	// Without a user token, Middleware answers 401 with a Bearer challenge naming where to sign
+	// in, and no error code (RFC 6750: the client sent no token); the body says what is missing.
 	w = httptest.NewRecorder()
 	files.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/files", nil))
-	fmt.Println(w.Code, w.Header().Get("WWW-Authenticate"))
+	scheme, params := challenge(w.Header().Get("WWW-Authenticate"))
+	fmt.Println(w.Code, scheme, "error:", params["error"] != "", "sign in at:", strings.TrimPrefix(params["authorization_uri"], azure.entra.AuthorityHost()))
+	fmt.Print(w.Body)
 	// Output:
 	// 200 files of alice@contoso.example
-	// 401 Bearer error="invalid_token"
+	// 401 Bearer error: false sign in at: 72f988bf-0000-4000-8000-00000000000a/oauth2/v2.0/authorize
+	// no user access token in the request: sign in, or send an access token for this API as "Authorization: Bearer <token>"
 }
 
 // When Entra wants more from the user (here MFA, required by conditional access for Key Vault),
@@ -141,8 +145,8 @@ func ExampleInteractionRequiredError_WriteResponse() {
 	r.Header.Set("Authorization", "Bearer "+bob)
 	w := httptest.NewRecorder()
 	secrets.ServeHTTP(w, r)
-	challenge, _, _ := strings.Cut(w.Header().Get("WWW-Authenticate"), ",")
-	fmt.Println("API:", w.Code, challenge, "claims=...")
+	_, params := challenge(w.Header().Get("WWW-Authenticate"))
+	fmt.Println("API:", w.Code, params["error"], "claims:", params["claims"] != "", "sign in at:", strings.TrimPrefix(params["authorization_uri"], azure.entra.AuthorityHost()))
 
 	// A browser is sent through the Easy Auth sign-in again, with the claims, back to the page.
 	r = httptest.NewRequest(http.MethodGet, "/secrets", nil)
@@ -156,6 +160,58 @@ func ExampleInteractionRequiredError_WriteResponse() {
 	}
 	fmt.Println("browser:", w.Code, loc.Path, "back to", loc.Query().Get("post_login_redirect_uri"), "with claims:", loc.Query().Get("claims") != "")
 	// Output:
-	// API: 401 Bearer error="insufficient_claims" claims=...
+	// API: 401 insufficient_claims claims: true sign in at: 72f988bf-0000-4000-8000-00000000000a/oauth2/v2.0/authorize
 	// browser: 302 /.auth/login/aad back to /secrets with claims: true
+}
+
+// When nobody consented to the web app's permission for a resource, Entra sends no claims:
+// Consent reports it, and WriteResponse asks for consent instead of a step-up.
+func ExampleInteractionRequiredError_Consent() {
+	// Setup: no one consented to the web app's permission for Azure SQL.
+	azure := startExampleAzure()
+	defer azure.close()
+	const sql = "https://database.windows.net/user_impersonation"
+	azure.withoutConsent(sql)
+	bob := azure.signIn("bob", false)
+	app, err := obo.NewAppWithSecret(exampleTenant, exampleClientID, exampleSecret, azure.appOptions())
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	report := app.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _ := obo.CredentialFromContext(r.Context())
+		_, err := user.GetToken(r.Context(), policy.TokenRequestOptions{Scopes: []string{sql}})
+		var ir *obo.InteractionRequiredError
+		if errors.As(err, &ir) {
+			fmt.Println("consent:", ir.Consent(), "AADSTS", ir.AADSTS)
+			ir.WriteResponse(w, r)
+			return
+		}
+		fmt.Fprintln(w, "report...")
+	}))
+
+	// An API caller gets 403 insufficient_scope with the scope to request with prompt=consent.
+	r := httptest.NewRequest(http.MethodGet, "/report", nil)
+	r.Header.Set("Authorization", "Bearer "+bob)
+	w := httptest.NewRecorder()
+	report.ServeHTTP(w, r)
+	_, params := challenge(w.Header().Get("WWW-Authenticate"))
+	fmt.Println("API:", w.Code, params["error"], "scope:", params["scope"])
+
+	// A browser goes through the Easy Auth sign-in again with prompt=consent.
+	r = httptest.NewRequest(http.MethodGet, "/report", nil)
+	r.Header.Set(obo.HeaderAccessToken, bob)
+	r.Header.Set("Accept", "text/html")
+	w = httptest.NewRecorder()
+	report.ServeHTTP(w, r)
+	loc, err := url.Parse(w.Header().Get("Location"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("browser:", w.Code, loc.Path, "prompt:", loc.Query().Get("prompt"), "back to", loc.Query().Get("post_login_redirect_uri"))
+	// Output:
+	// consent: true AADSTS 65001
+	// API: 403 insufficient_scope scope: 5b1a3e9c-0000-4000-8000-0000000000a4/.default
+	// consent: true AADSTS 65001
+	// browser: 302 /.auth/login/aad prompt: consent back to /report
 }

@@ -139,6 +139,8 @@ func checkCredential(t *testing.T, c *obo.EasyAuthOBOCredential, err error, secr
 // Easy Auth headers trusted or not.
 func FuzzCredentialFromRequest(f *testing.F) {
 	f.Add("", "Bearer eyJ0eXAiOiJKV1QifQ.e30.c2ln", "", "", "", "", "", false)
+	// Trusted principal headers of one user, no Easy Auth token, and a Bearer token: never combined.
+	f.Add("", "Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJhdWQiOiJhMWExYTFhMS0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwYTEiLCJzY3AiOiJ1c2VyX2ltcGVyc29uYXRpb24iLCJvaWQiOiIwMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDIiLCJ0aWQiOiJhYWFhYWFhYS0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMGEiLCJleHAiOjQxMDI0NDQ4MDB9.", "eyJjbGFpbXMiOltdfQ==", "00000000-0000-0000-0000-000000000001", "someone@contoso.example", "aad", "", true)
 	f.Setenv("WEBSITE_AUTH_ENABLED", "") // "trusted" is the only switch here, even on App Service
 	apps := map[bool]*obo.App{false: fuzzApp(f, false), true: fuzzApp(f, true)}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -173,6 +175,9 @@ func FuzzCredentialFromRequest(f *testing.F) {
 		if err == nil && c.Principal() != nil && !trusted {
 			t.Fatal("a principal from untrusted headers")
 		}
+		if err == nil && c.Principal() != nil && accessToken == "" {
+			t.Fatal("a principal from the Easy Auth headers on a credential for another token (Bearer)")
+		}
 
 		rec := httptest.NewRecorder()
 		testguard.Within(t, fuzzDeadline, "Middleware", func() { app.Middleware(next).ServeHTTP(rec, r) })
@@ -184,8 +189,8 @@ func FuzzCredentialFromRequest(f *testing.F) {
 		case err != nil && errors.Is(err, obo.ErrMalformedHeader) != (rec.Code == http.StatusBadRequest):
 			t.Fatalf("Middleware answered %d for %v", rec.Code, err)
 		}
-		if s := leaked(rec.Body.String(), secrets...); s != "" {
-			t.Fatalf("Middleware's answer repeats a token or header: %s", rec.Body)
+		if s := leaked(rec.Body.String()+rec.Header().Get("WWW-Authenticate"), secrets...); s != "" {
+			t.Fatalf("Middleware's answer repeats a token or header: %s %s", rec.Header().Get("WWW-Authenticate"), rec.Body)
 		}
 	})
 }

@@ -12,30 +12,55 @@ type ctxKey struct{}
 // Middleware stores the request's credential in the request context (see CredentialFromContext);
 // requests without a usable user token get 401.
 //
-// The 401 carries "WWW-Authenticate: Bearer" and a plain-text body saying what is missing (never
-// the token). The request passed on is the original with a new context; it is not modified.
+// The refusal tells the client only what it can act on; the full reason (which header or option
+// is missing, what to configure) goes to AppOptions.Logger. A request that carries no user token
+// gets 401 with "WWW-Authenticate: Bearer realm="", authorization_uri=..." and no error code (RFC
+// 6750 section 3.1); a token that cannot be used (expired, for another API, an id token) gets 401
+// with error="invalid_token" and an error_description; a malformed Easy Auth header gets 400 with
+// error="invalid_request". The body is a short plain-text line (never a token). The request passed
+// on is the original with a new context; it is not modified.
 func (a *App) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.CredentialFromRequest(r)
+		c, presented, err := a.fromRequest(r)
 		if err != nil {
-			status := http.StatusUnauthorized
-			if errors.Is(err, ErrMalformedHeader) {
-				status = http.StatusBadRequest
-			}
-			if status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			}
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("X-Content-Type-Options", "nosniff")
-			w.WriteHeader(status)
-			_, _ = w.Write([]byte(err.Error() + "\n"))
-			if a.logger != nil {
-				a.logger.LogAttrs(r.Context(), slog.LevelInfo, "request without a usable user token", slog.String("credential", credName), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-			}
+			a.refuse(w, r, presented, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
 	})
+}
+
+// refuse answers a request that CredentialFromRequest refused with err; presented: the request
+// carried a user token.
+func (a *App) refuse(w http.ResponseWriter, r *http.Request, presented bool, err error) {
+	status, code, desc := http.StatusUnauthorized, "", ""
+	switch {
+	case errors.Is(err, ErrMalformedHeader):
+		status, code, desc = http.StatusBadRequest, "invalid_request", "malformed Easy Auth header"
+	case !presented:
+		desc = "no user access token in the request: sign in"
+		if a.bearerOK {
+			desc += `, or send an access token for this API as "Authorization: Bearer <token>"`
+		}
+	case errors.Is(err, ErrUserTokenExpired):
+		code, desc = "invalid_token", "the access token has expired"
+	case errors.Is(err, ErrNoUserToken):
+		code, desc = "invalid_token", "the token is not an access token (an id token?)"
+	default:
+		code, desc = "invalid_token", "the access token is not for this API"
+	}
+	challenge := `Bearer realm="", authorization_uri=` + quote(a.authorizeURI(a.client.HomeTenant()))
+	if code != "" {
+		challenge += `, error=` + quote(code) + `, error_description=` + quote(desc)
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(desc + "\n"))
+	if a.logger != nil {
+		a.logger.LogAttrs(r.Context(), slog.LevelInfo, "request without a usable user token", slog.String("credential", credName), slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("error", err.Error()))
+	}
 }
 
 // CredentialFromContext returns the credential Middleware stored in ctx.

@@ -132,7 +132,7 @@ func (s *CertificateSource) LoadPublic(ctx context.Context) (*Certificate, error
 	if len(resp.CER) == 0 {
 		return nil, fmt.Errorf("keyvault: certificate %s has no content (is it still pending?): %w", obj, ErrInvalidCertificate)
 	}
-	leaf, err := x509.ParseCertificate(resp.CER)
+	leaf, err := parseX509Certificate(resp.CER)
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: certificate %s: %w: %v", obj, ErrInvalidCertificate, err)
 	}

@@ -67,6 +67,11 @@ func parseCertificate(data []byte, password string, now time.Time) ([]*x509.Cert
 		if b, ok := decodeBase64(data); ok {
 			der = b
 		}
+		if c, cerr := parseX509Certificate(der); cerr == nil {
+			// A .cer/.crt file: a certificate alone, not a PKCS#12.
+			return nil, nil, fmt.Errorf("the data is a DER certificate (%q, thumbprint %s) with no private key; for a file, export the certificate with its key (PKCS#12/PFX, or PEM: cat cert.pem key.pem > combined.pem); for a Key Vault secret: %w",
+				truncate(c.Subject.CommonName, 64), assertion.Thumbprint(c), ErrNotExportable)
+		}
 		certs, key, err = parsePKCS12(der, password)
 	}
 	if err != nil {
@@ -132,7 +137,7 @@ func parsePEM(data []byte) ([]*x509.Certificate, crypto.PrivateKey, error) {
 		}
 		switch {
 		case block.Type == "CERTIFICATE":
-			c, err := x509.ParseCertificate(block.Bytes)
+			c, err := parseX509Certificate(block.Bytes)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%w: PEM block %d (CERTIFICATE) is malformed: %v", ErrInvalidCertificate, n, err)
 			}
@@ -160,8 +165,8 @@ func parsePEM(data []byte) ([]*x509.Certificate, crypto.PrivateKey, error) {
 	case len(certs) == 0:
 		return nil, nil, fmt.Errorf("%w: the PEM holds a private key but no certificate; append the certificate (cat cert.pem key.pem > combined.pem)", ErrInvalidCertificate)
 	case key == nil:
-		return nil, nil, fmt.Errorf("%w: the PEM holds %d certificate(s) (leaf %q, thumbprint %s) but no private key; for a file, add the key (cat cert.pem key.pem > combined.pem)",
-			ErrNotExportable, len(certs), truncate(certs[0].Subject.CommonName, 64), assertion.Thumbprint(certs[0]))
+		return nil, nil, fmt.Errorf("the PEM holds %d certificate(s) (leaf %q, thumbprint %s) and no private key; for a file, add the key (cat cert.pem key.pem > combined.pem); for a Key Vault secret: %w",
+			len(certs), truncate(certs[0].Subject.CommonName, 64), assertion.Thumbprint(certs[0]), ErrNotExportable)
 	}
 	return certs, key, nil
 }
@@ -199,20 +204,26 @@ func parsePKCS12(der []byte, password string) (certs []*x509.Certificate, key cr
 		}
 		return fmt.Errorf("%w: check the password the PFX was exported with", ErrWrongPassword)
 	}
-	if _, err := inspectPKCS12(der, password); err != nil {
+	contents, err := inspectPKCS12(der, password)
+	if err != nil {
 		if errors.Is(err, errPKCS12Unreadable) {
 			return nil, nil, wrongPassword()
 		}
 		return nil, nil, err
 	}
 	k, leaf, cas, err := pkcs12.DecodeChain(der, password)
+	if err != nil && contents != nil && strings.Contains(err.Error(), "negative serial number") {
+		// DecodeChain verified the MAC, then crypto/x509 refused a certificate's negative
+		// serial number: read what the guard decrypted (and checked) instead.
+		return contents.decode()
+	}
 	if err != nil {
 		var ni pkcs12.NotImplementedError
 		switch {
 		case errors.Is(err, pkcs12.ErrIncorrectPassword), errors.Is(err, pkcs12.ErrDecryption):
 			return nil, nil, wrongPassword()
 		case strings.Contains(err.Error(), "private key missing"):
-			return nil, nil, fmt.Errorf("%w: the PKCS#12 holds certificates but no private key", ErrNotExportable)
+			return nil, nil, fmt.Errorf("the PKCS#12 holds certificates and no private key; for a file, export it with its key; for a Key Vault secret: %w", ErrNotExportable)
 		case errors.As(err, &ni):
 			return nil, nil, fmt.Errorf("%w: the PKCS#12 uses an algorithm this library cannot read (%v); re-export it with AES-256 (openssl pkcs12 -export)", ErrInvalidCertificate, ni)
 		case strings.Contains(err.Error(), "unknown algorithm"):
@@ -221,6 +232,35 @@ func parsePKCS12(der []byte, password string) (certs []*x509.Certificate, key cr
 		return nil, nil, fmt.Errorf("%w: neither PEM nor PKCS#12 (%v)", ErrInvalidCertificate, err)
 	}
 	return append([]*x509.Certificate{leaf}, cas...), k, nil
+}
+
+// decode parses the certificates and the key of a PKCS#12 file as DecodeChain does, reading
+// certificates with a negative serial number (parseX509Certificate).
+func (c *pfxContents) decode() ([]*x509.Certificate, crypto.PrivateKey, error) {
+	var certs []*x509.Certificate
+	for i, der := range c.certs {
+		cert, err := parseX509Certificate(der)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: PKCS#12 certificate %d is malformed: %v", ErrInvalidCertificate, i+1, err)
+		}
+		certs = append(certs, cert)
+	}
+	switch {
+	case len(certs) == 0:
+		return nil, nil, fmt.Errorf("%w: the PKCS#12 holds no certificate", ErrInvalidCertificate)
+	case len(c.keys) == 0:
+		return nil, nil, fmt.Errorf("the PKCS#12 holds certificates and no private key; for a file, export it with its key; for a Key Vault secret: %w", ErrNotExportable)
+	case len(c.keys) > 1:
+		return nil, nil, fmt.Errorf("%w: the PKCS#12 holds more than one private key; keep only the certificate's", ErrInvalidCertificate)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(c.keys[0]) // checkRSAKeyShape has seen it
+	if err != nil {
+		if strings.Contains(err.Error(), "unknown algorithm") {
+			return nil, nil, fmt.Errorf("%w: the PKCS#12 private key's algorithm is not RSA", ErrUnsupportedKey)
+		}
+		return nil, nil, fmt.Errorf("%w: the PKCS#12 private key is malformed", ErrInvalidCertificate)
+	}
+	return certs, key, nil
 }
 
 // orderChain picks the certificate whose public key is key's as the leaf and follows issuers from

@@ -47,6 +47,13 @@ type CertificateOptions struct {
 	// SHA-1 MAC, like old Key Vault and Windows; the default is AES-256-CBC with PBKDF2 and a
 	// SHA-256 MAC. (With CACertsFirst or NonExportable the certificates use 3DES too.)
 	LegacyPKCS12 bool
+	// KeyVaultPKCS12 writes the PKCS#12 as Key Vault generated it (a PFX recorded in 2022):
+	// PBE-SHA1-3DES for the key bag and for the certificate bags, a SHA-1 MAC, 2,000 iterations
+	// for both, localKeyID 01000000 on the key and its certificate, and a Microsoft CSP name
+	// attribute on the key. openssl 3 writes the same algorithms and iterations with
+	// "pkcs12 -export -legacy -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 -iter 2000".
+	// It takes precedence over LegacyPKCS12.
+	KeyVaultPKCS12 bool
 	// CACertsFirst puts chain[1:] before the leaf in a PKCS#12 (with no localKeyID), and the
 	// certificates before the key in PEM.
 	CACertsFirst bool

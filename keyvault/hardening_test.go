@@ -2,10 +2,12 @@ package keyvault_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -215,4 +217,93 @@ func TestMessagesSayWhatIsMissing(t *testing.T) {
 		require.ErrorIs(t, err, keyvault.ErrNotExportable)
 		require.True(t, strings.HasPrefix(err.Error(), "the PKCS#12 holds certificates and no private key"), err.Error())
 	})
+}
+
+// TestNetworkRefusals: a vault whose network rules refuse the caller answers 403 with the inner
+// error ForbiddenByConnection or ForbiddenByFirewall (and a message that says "disabled"): that is
+// ErrNetworkRefused (and ErrAccessDenied), never ErrDisabled, and the advice is the network's.
+func TestNetworkRefusals(t *testing.T) {
+	f := newKVFixture(t, emulator.VaultOptions{})
+	chain, k, err := keyvault.ParseCertificate(readFixture(t, "combined-keyfirst.pem"), "")
+	require.NoError(t, err)
+	key := k.(*rsa.PrivateKey)
+	f.app.AddCertificate(chain[0])
+	f.vault.ImportCertificate("app-cert", chain, key, emulator.CertificateOptions{})
+	src, err := keyvault.NewCertificateSource(f.vault.URL()+"/certificates/app-cert", f.identity, f.options())
+	require.NoError(t, err)
+	signer, err := keyvault.NewSigner(f.vault.URL()+"/keys/app-cert", f.identity, "", f.options())
+	require.NoError(t, err)
+	digest := sha256.Sum256([]byte("x"))
+	kvc, err := credential.NewKeyVaultCertCredential(hardTenant, hardApp, f.vault.URL()+"/certificates/app-cert", f.identity,
+		&credential.KeyVaultCertCredentialOptions{SignedAssertionCredentialOptions: credential.SignedAssertionCredentialOptions{ClientOptions: f.co, DisableInstanceDiscovery: true}, Vault: *f.options()})
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		rule        emulator.NetworkRule
+		inner, hint string
+	}{
+		{emulator.NetworkPrivateLinkOnly, "ForbiddenByConnection", "public network access to 127.0.0.1"},
+		{emulator.NetworkFirewall, "ForbiddenByFirewall", "the vault's firewall refused this client's address"},
+	} {
+		t.Run(tc.inner, func(t *testing.T) {
+			f.vault.SetNetworkRule(tc.rule)
+			defer f.vault.SetNetworkRule(emulator.NetworkAllowAll)
+			_, errWithKey := src.LoadWithKey(testCtx(t))
+			_, errPublic := src.LoadPublic(testCtx(t))
+			_, errSign := signer.Sign(testCtx(t), digest[:])
+			_, errToken := kvc.GetToken(testCtx(t), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+			for what, err := range map[string]error{"secrets/get": errWithKey, "certificates/get": errPublic, "keys/get": errSign, "credential": errToken} {
+				require.ErrorIs(t, err, keyvault.ErrNetworkRefused, what)
+				require.ErrorIs(t, err, keyvault.ErrAccessDenied, what)
+				require.False(t, errors.Is(err, keyvault.ErrDisabled), "%s: a network refusal is not a disabled object: %v", what, err)
+				var ke *keyvault.Error
+				require.True(t, errors.As(err, &ke), what)
+				require.Equal(t, tc.inner, ke.InnerCode, what)
+				require.ErrorContains(t, err, tc.hint, what)
+				require.NotContains(t, err.Error(), "enable it", what)
+			}
+		})
+	}
+	_, err = src.LoadWithKey(testCtx(t))
+	require.NoError(t, err)
+	f.vault.SetEnabled("app-cert", "", false)
+	_, err = src.LoadWithKey(testCtx(t))
+	require.ErrorIs(t, err, keyvault.ErrDisabled, "a disabled secret stays ErrDisabled")
+	require.False(t, errors.Is(err, keyvault.ErrNetworkRefused))
+}
+
+// TestManagedHSMSigner: keyvault.NewSigner against a Managed HSM (challenge resource
+// https://managedhsm.azure.net, keys only), and its refusal naming the local RBAC role.
+func TestManagedHSMSigner(t *testing.T) {
+	f := newKVFixture(t, emulator.VaultOptions{ManagedHSM: true})
+	chain, k, err := keyvault.ParseCertificate(readFixture(t, "combined-keyfirst.pem"), "")
+	require.NoError(t, err)
+	key := k.(*rsa.PrivateKey)
+	f.vault.CreateKey("hsm-key", key, emulator.KeyOptions{HSM: true})
+	s, err := keyvault.NewSigner(f.vault.URL()+"/keys/hsm-key", f.identity, "", f.options())
+	require.NoError(t, err)
+	digest := sha256.Sum256([]byte("assertion"))
+	sig, err := s.Sign(testCtx(t), digest[:])
+	require.NoError(t, err, "azkeys followed the Managed HSM challenge")
+	require.NoError(t, rsa.VerifyPSS(&key.PublicKey, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}))
+
+	// The assertion credential with the certificate from a file and the key in the HSM.
+	f.app.AddCertificate(chain[0])
+	cred, err := credential.NewSignedAssertionCredential(hardTenant, hardApp, chain[:1], s,
+		&credential.SignedAssertionCredentialOptions{ClientOptions: f.co, DisableInstanceDiscovery: true})
+	require.NoError(t, err)
+	_, err = cred.GetToken(testCtx(t), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+	require.NoError(t, err)
+
+	f.vault.Deny(hardIdentity, "keys/sign")
+	_, err = s.Sign(testCtx(t), digest[:])
+	require.ErrorIs(t, err, keyvault.ErrAccessDenied)
+	require.ErrorContains(t, err, `"Managed HSM Crypto User" role of the Managed HSM's local RBAC`)
+	require.NotContains(t, err.Error(), "access policy")
+	require.NotContains(t, err.Error(), "Key Vault Crypto User")
+
+	// Managed HSM holds no certificates: the URL is refused with what to do instead.
+	_, err = keyvault.ParseCertificateURL("https://myhsm.managedhsm.azure.net/certificates/app-cert")
+	require.ErrorIs(t, err, keyvault.ErrInvalidURL)
+	require.ErrorContains(t, err, "a Managed HSM holds keys only")
 }

@@ -3,6 +3,7 @@ package keyvault
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -75,6 +76,9 @@ func parseObjectURL(raw string, collections ...string) (ObjectURL, error) {
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return bad("no query or fragment allowed")
+	}
+	if isManagedHSMHost(u.Host) && !slices.Contains(collections, "keys") {
+		return bad("a Managed HSM holds keys only, no certificates or secrets: keep the certificate in a Key Vault or a file, and sign with the Managed HSM key (keyvault.NewSigner with https://{hsm}/keys/{name}, then credential.NewSignedAssertionCredential)")
 	}
 	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
 	if len(parts) < 2 || len(parts) > 3 {

@@ -31,12 +31,44 @@ type Vault struct {
 	signLimit int
 	signPer   time.Duration
 	signTimes []time.Time
+	network   NetworkRule
+	hsm       bool
 }
 
 // VaultOptions configure a [Vault].
 type VaultOptions struct {
 	// Tenant is the tenant named in the 401 challenge; tokens must have this tid.
 	Tenant string
+	// ManagedHSM makes the emulator a Managed HSM: its challenge names the resource
+	// https://managedhsm.azure.net (tokens must be for it), it holds keys only (certificates and
+	// secrets answer 404 and ImportCertificate panics), and its permissions are local RBAC roles
+	// ("Managed HSM Crypto User"): a refused caller gets 403 AccessDenied, "Not authorized to
+	// access Microsoft.KeyVault/managedHsm/keys/sign/action on /keys/{name}".
+	ManagedHSM bool
+}
+
+// NetworkRule is how a vault's networking settings treat the emulator's callers (see
+// [Vault.SetNetworkRule]). Key Vault applies them to authenticated requests, before permissions.
+type NetworkRule int
+
+const (
+	// NetworkAllowAll: public network access from all networks (the default).
+	NetworkAllowAll NetworkRule = iota
+	// NetworkPrivateLinkOnly: public network access disabled, the caller is not on an approved
+	// private link: 403 Forbidden, inner error ForbiddenByConnection, "Public network access is
+	// disabled and request is not from a trusted service nor via an approved private link."
+	NetworkPrivateLinkOnly
+	// NetworkFirewall: access from selected networks, and the caller's address is not one of
+	// them: 403 Forbidden, inner error ForbiddenByFirewall, "Client address is not authorized and
+	// caller is not a trusted service."
+	NetworkFirewall
+)
+
+// SetNetworkRule sets how the vault's networking settings treat every caller.
+func (v *Vault) SetNetworkRule(rule NetworkRule) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.network = rule
 }
 
 // CertificateOptions shape a certificate imported with [Vault.ImportCertificate].
@@ -120,8 +152,8 @@ type keyVersion struct {
 	attrs
 }
 
-// NewVault starts a Key Vault emulator on https://127.0.0.1:PORT that accepts tokens issued by
-// e for opts.Tenant.
+// NewVault starts a Key Vault (or, with opts.ManagedHSM, a Managed HSM) emulator on
+// https://127.0.0.1:PORT that accepts tokens issued by e for opts.Tenant.
 func NewVault(e *Entra, opts VaultOptions) *Vault {
 	v := &Vault{
 		e:       e,
@@ -130,6 +162,7 @@ func NewVault(e *Entra, opts VaultOptions) *Vault {
 		secrets: map[string][]*secretVersion{},
 		keys:    map[string][]*keyVersion{},
 		deny:    map[string]map[string]bool{},
+		hsm:     opts.ManagedHSM,
 	}
 	v.srv = newServer(http.HandlerFunc(v.serveHTTP))
 	return v
@@ -149,6 +182,9 @@ func (v *Vault) URL() string { return "https://" + v.srv.host }
 func (v *Vault) ImportCertificate(name string, chain []*x509.Certificate, key crypto.Signer, opts CertificateOptions) (version string) {
 	if len(chain) == 0 || key == nil {
 		panic("emulator: ImportCertificate needs a certificate chain and its key")
+	}
+	if v.hsm {
+		panic("emulator: ImportCertificate: a Managed HSM holds keys only (use CreateKey)")
 	}
 	if !samePublicKey(chain[0].PublicKey, key.Public()) {
 		panic("emulator: ImportCertificate: the key does not match the leaf certificate")

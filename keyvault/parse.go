@@ -38,7 +38,12 @@ const MaxCertificateSize = 1 << 20
 // (chain[0]) is the certificate that matches the private key; the other certificates follow in
 // issuer order, for the x5c header. key is an *rsa.PrivateKey.
 //
-// Errors wrap ErrWrongPassword, ErrEncryptedPEM, ErrNotExportable (certificates but no key),
+// Certificates with a negative serial number (old makecert and Windows certificates, which Key
+// Vault still returns) are read, without the process-wide GODEBUG x509negativeserial=1. The work is
+// bounded whatever the input (see the package documentation, "Untrusted input").
+//
+// Errors wrap ErrWrongPassword, ErrEncryptedPEM, ErrNotExportable (certificates but no key, also
+// a DER .cer/.crt file alone),
 // ErrKeyMismatch, ErrUnsupportedKey (EC, Ed25519, DSA, RSA under 2048 bits),
 // ErrCertificateExpired (expired or not yet valid) or ErrInvalidCertificate, and say what to do.
 // They never contain key material.

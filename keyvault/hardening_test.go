@@ -307,3 +307,20 @@ func TestManagedHSMSigner(t *testing.T) {
 	require.ErrorIs(t, err, keyvault.ErrInvalidURL)
 	require.ErrorContains(t, err, "a Managed HSM holds keys only")
 }
+
+// TestNonExportableSecretMessage: in Key Vault, a secret without the key means a key that is not
+// exportable: the message says so, without the advice for files.
+func TestNonExportableSecretMessage(t *testing.T) {
+	f := newKVFixture(t, emulator.VaultOptions{})
+	chain, k, err := keyvault.ParseCertificate(readFixture(t, "combined-keyfirst.pem"), "")
+	require.NoError(t, err)
+	for _, ct := range []string{emulator.ContentTypePKCS12, emulator.ContentTypePEM} {
+		f.vault.ImportCertificate("hsm", chain, k.(*rsa.PrivateKey), emulator.CertificateOptions{ContentType: ct, NonExportable: true, HSM: true})
+		src, err := keyvault.NewCertificateSource(f.vault.URL()+"/certificates/hsm", f.identity, f.options())
+		require.NoError(t, err)
+		_, err = src.LoadWithKey(testCtx(t))
+		require.ErrorIs(t, err, keyvault.ErrNotExportable, ct)
+		require.ErrorContains(t, err, "its secret holds the certificate and no private key: the certificate's private key is not exportable (use credential.NewHSMSignedAssertionCredential", ct)
+		require.NotContains(t, err.Error(), "cat cert.pem", ct)
+	}
+}

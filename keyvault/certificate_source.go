@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -102,6 +103,11 @@ func (s *CertificateSource) LoadWithKey(ctx context.Context) (*Certificate, erro
 		return nil, fmt.Errorf("keyvault: secret %s has no value: %w", obj, ErrInvalidCertificate)
 	}
 	chain, key, err := parseCertificate([]byte(*resp.Value), "", time.Now())
+	if errors.Is(err, ErrNotExportable) {
+		// In Key Vault, a secret without the key means a key that is not exportable; the
+		// advice for files (add the key) does not apply.
+		return nil, fmt.Errorf("keyvault: certificate %q version %s in vault %s: its secret holds the certificate and no private key: %w", s.url.Name, version, s.url.Vault, ErrNotExportable)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: certificate %q version %s in vault %s: %w", s.url.Name, version, s.url.Vault, err)
 	}
@@ -132,7 +138,7 @@ func (s *CertificateSource) LoadPublic(ctx context.Context) (*Certificate, error
 	if len(resp.CER) == 0 {
 		return nil, fmt.Errorf("keyvault: certificate %s has no content (is it still pending?): %w", obj, ErrInvalidCertificate)
 	}
-	leaf, err := x509.ParseCertificate(resp.CER)
+	leaf, err := parseX509Certificate(resp.CER)
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: certificate %s: %w: %v", obj, ErrInvalidCertificate, err)
 	}

@@ -17,13 +17,28 @@
 // # URLs
 //
 // Certificates: https://{vault}/certificates/{name}[/{version}] or the same with /secrets/; keys:
-// https://{vault}/keys/{name}[/{version}]. A URL with a version is pinned to it.
+// https://{vault}/keys/{name}[/{version}], also of a Managed HSM
+// (https://{name}.managedhsm.azure.net/keys/{name}: keys only, no certificates or secrets). A URL
+// with a version is pinned to it. Collection names are case-insensitive, as Key Vault
+// identifiers are.
 //
 // # Errors
 //
 // Errors wrap sentinels for errors.Is: ErrNotExportable, ErrKeyMismatch, ErrUnsupportedKey,
 // ErrCertificateExpired, ErrWrongPassword, ErrEncryptedPEM, ErrInvalidCertificate, ErrInvalidURL,
-// and, for Key Vault's answers, ErrAccessDenied (403: which identity lacks which permission),
-// ErrNotFound and ErrDisabled, carried by *Error with Key Vault's code and message. No error holds
-// key material.
+// and, for Key Vault's answers, ErrAccessDenied (403: which identity lacks which permission: an
+// Azure RBAC role or access policy, or for a Managed HSM its local RBAC role such as "Managed HSM
+// Crypto User"), ErrNetworkRefused (403 from the vault's network rules: public network access
+// disabled, inner error ForbiddenByConnection, or the firewall, ForbiddenByFirewall; it wraps
+// ErrAccessDenied), ErrNotFound and ErrDisabled (a disabled object: SecretDisabled, KeyDisabled,
+// CertificateDisabled), carried by *Error with Key Vault's codes and message. No error holds key
+// material.
+//
+// # Untrusted input
+//
+// Certificates are parsed with bounded work whatever the input: the size, the PKCS#12 key
+// derivation iterations and the shape of every RSA private key are checked before crypto/x509
+// and go-pkcs12 compute with them (including keys in encrypted PKCS#12 SafeContents and PKCS#8
+// keys followed by trailing data). Certificates with a negative serial number, which Key Vault
+// still returns and crypto/x509 refuses by default, are read as they are.
 package keyvault

@@ -45,10 +45,16 @@ var fileCases = []fileCase{
 	{name: "legacy RC2/3DES PFX with chain", files: []string{"legacy-chain.pfx"}, password: "legacy", bits: 3072, chainLen: 2},
 	{name: "legacy 3DES PFX", files: []string{"legacy-3des.pfx"}, password: "3des", bits: 2048, chainLen: 1},
 
+	{name: "Key Vault's own PFX layout (3DES both bags, SHA-1 MAC, 2000 iterations)", files: []string{"keyvault-3des.pfx"}, bits: 2048, chainLen: 2, leafCN: "openssl leaf 2048"},
+	{name: "negative serial number, PEM", files: []string{"negserial-combined.pem"}, bits: 2048, chainLen: 1, leafCN: "openssl negative serial"},
+	{name: "negative serial number, modern PFX", files: []string{"negserial.pfx"}, b64: true, bits: 2048, chainLen: 1, leafCN: "openssl negative serial"},
+	{name: "negative serial number, legacy RC2 PFX", files: []string{"negserial-legacy.pfx"}, password: "legacy", bits: 2048, chainLen: 1, leafCN: "openssl negative serial"},
+
 	{name: "wrong PFX password", files: []string{"modern-chain.pfx"}, password: "nope", want: keyvault.ErrWrongPassword},
 	{name: "missing PFX password", files: []string{"legacy-chain.pfx"}, want: keyvault.ErrWrongPassword},
 	{name: "PFX without key", files: []string{"nokey.pfx"}, want: keyvault.ErrNotExportable},
 	{name: "PEM certificate without key", files: []string{"leaf2048.pem"}, want: keyvault.ErrNotExportable},
+	{name: "DER certificate alone", files: []string{"leaf2048.cer"}, want: keyvault.ErrNotExportable},
 	{name: "PEM key without certificate", files: []string{"leaf2048.key"}, want: keyvault.ErrInvalidCertificate},
 	{name: "encrypted PEM key", files: []string{"leaf2048-encrypted.key", "leaf2048.pem"}, want: keyvault.ErrEncryptedPEM},
 	{name: "EC PEM", files: []string{"ec-combined.pem"}, want: keyvault.ErrUnsupportedKey},

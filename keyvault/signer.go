@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/azcredkit/azcredkit/assertion"
@@ -32,11 +34,18 @@ type Signer struct {
 	pub       atomic.Pointer[rsa.PublicKey]
 
 	signs atomic.Int64
+	// hsm: the vault is a Managed HSM (its URL says so, or its challenge named the Managed HSM
+	// resource), whose permissions are local RBAC roles.
+	hsm atomic.Bool
 }
 
 // NewSigner returns an assertion.Signer whose Sign calls Key Vault's keys/sign operation on the
 // key at keyURL (https://{vault}/keys/{name}[/{version}]). The private key never leaves the vault.
 // alg is "PS256" (used when "") or "RS256".
+//
+// keyURL may be a Managed HSM key (https://{name}.managedhsm.azure.net/keys/{name}): azkeys
+// follows its challenge (resource https://managedhsm.azure.net), and refusals name its local RBAC
+// role ("Managed HSM Crypto User").
 //
 // An unversioned URL is resolved once, on the first Sign, to the key's latest version (one
 // keys/get, which also checks that the key is RSA) and stays pinned to it. It does no I/O.
@@ -53,11 +62,16 @@ func NewSigner(keyURL string, cred azcore.TokenCredential, alg string, options *
 		return nil, fmt.Errorf("keyvault: NewSigner: %w: the vault credential is nil", assertion.ErrInvalidOptions)
 	}
 	o := vaultOptions(options)
+	s := &Signer{key: u, alg: alg}
+	s.hsm.Store(isManagedHSMHost(u.Vault))
+	// After azkeys' challenge policy: sees the vault's 401 challenge (a private endpoint or an
+	// emulator of a Managed HSM has another host name, not another challenge).
+	o.PerRetryPolicies = append(append([]policy.Policy(nil), o.PerRetryPolicies...), hsmChallengePolicy{&s.hsm})
 	c, err := azkeys.NewClient(u.Vault, cred, &azkeys.ClientOptions{ClientOptions: o.ClientOptions, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification})
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: %w", err)
 	}
-	s := &Signer{key: u, alg: alg, client: c}
+	s.client = c
 	if u.Version != "" {
 		v := u.Version
 		s.version.Store(&v)
@@ -106,7 +120,7 @@ func (s *Signer) Sign(ctx context.Context, digest []byte) ([]byte, error) {
 	obj := s.key
 	obj.Version = version
 	if err != nil {
-		e := vaultError("keys/sign", obj, err)
+		e := vaultErrorFor("keys/sign", obj, err, s.hsm.Load())
 		var ve *Error
 		if errors.As(e, &ve) && ve.StatusCode == 400 && (ve.Code == "BadParameter" || strings.Contains(strings.ToLower(ve.Message), "algorithm")) {
 			ve.sentinel = ErrUnsupportedKey
@@ -132,7 +146,7 @@ func (s *Signer) resolve(ctx context.Context) (string, error) {
 	}
 	resp, err := s.client.GetKey(ctx, s.key.Name, "", nil)
 	if err != nil {
-		return "", vaultError("keys/get", s.key, err)
+		return "", vaultErrorFor("keys/get", s.key, err, s.hsm.Load())
 	}
 	k := resp.Key
 	if k == nil || k.KID == nil {
@@ -164,6 +178,22 @@ func (s *Signer) resolve(ctx context.Context) (string, error) {
 	v := obj.Version
 	s.version.Store(&v)
 	return v, nil
+}
+
+// hsmChallengePolicy records that the vault's challenge names the Managed HSM resource
+// (resource="https://managedhsm.azure.net", or a sovereign cloud's managedhsm host).
+type hsmChallengePolicy struct{ hsm *atomic.Bool }
+
+func (p hsmChallengePolicy) Do(req *policy.Request) (*http.Response, error) {
+	resp, err := req.Next()
+	if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+		for _, c := range resp.Header.Values("WWW-Authenticate") {
+			if strings.Contains(strings.ToLower(c), `resource="https://managedhsm.`) {
+				p.hsm.Store(true)
+			}
+		}
+	}
+	return resp, err
 }
 
 func hasOp(ops []*azkeys.KeyOperation, op azkeys.KeyOperation) bool {

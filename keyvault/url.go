@@ -3,6 +3,7 @@ package keyvault
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -31,7 +32,8 @@ func (u ObjectURL) String() string {
 func (u ObjectURL) Pinned() bool { return u.Version != "" }
 
 // ParseCertificateURL parses https://{vault}/certificates/{name}[/{version}] or the same with
-// /secrets/. Anything else (http, /keys/ URLs, empty or invalid names, extra path segments,
+// /secrets/; as Key Vault identifiers, collection names are case-insensitive (/Certificates/ is
+// /certificates/, and Collection is returned in lower case). Anything else (http, /keys/ URLs, empty or invalid names, extra path segments,
 // query strings) is an error wrapping ErrInvalidURL that says which form is expected.
 func ParseCertificateURL(raw string) (ObjectURL, error) {
 	return parseObjectURL(raw, "certificates", "secrets")
@@ -56,11 +58,17 @@ func parseObjectURL(raw string, collections ...string) (ObjectURL, error) {
 	if len(raw) > 2048 {
 		return bad("too long")
 	}
+	if strings.TrimSpace(raw) == "" {
+		return bad("the URL is empty")
+	}
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
 		return bad("not a URL")
 	}
-	if u.Scheme != "https" {
+	switch {
+	case u.Scheme == "" && u.Host == "":
+		return bad("it has no https:// scheme and vault host")
+	case !strings.EqualFold(u.Scheme, "https"):
 		return bad("Key Vault is reached over https only")
 	}
 	if u.Host == "" || u.User != nil {
@@ -69,20 +77,24 @@ func parseObjectURL(raw string, collections ...string) (ObjectURL, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return bad("no query or fragment allowed")
 	}
+	if isManagedHSMHost(u.Host) && !slices.Contains(collections, "keys") {
+		return bad("a Managed HSM holds keys only, no certificates or secrets: keep the certificate in a Key Vault or a file, and sign with the Managed HSM key (keyvault.NewSigner with https://{hsm}/keys/{name}, then credential.NewSignedAssertionCredential)")
+	}
 	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
 	if len(parts) < 2 || len(parts) > 3 {
 		return bad("wrong number of path segments")
 	}
-	ok := false
+	// Key Vault identifiers are case-insensitive: /Certificates/ is /certificates/.
+	coll := ""
 	for _, c := range collections {
-		if parts[0] == c {
-			ok = true
+		if strings.EqualFold(parts[0], c) {
+			coll = c
 		}
 	}
-	if !ok {
+	if coll == "" {
 		return bad(fmt.Sprintf("%q objects are not accepted here", parts[0][:min(len(parts[0]), 40)]))
 	}
-	o := ObjectURL{Vault: "https://" + u.Host, Collection: parts[0], Name: parts[1]}
+	o := ObjectURL{Vault: "https://" + u.Host, Collection: coll, Name: parts[1]}
 	if len(parts) == 3 {
 		o.Version = parts[2]
 		if !validName(o.Version, 64) {

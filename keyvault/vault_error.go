@@ -17,8 +17,15 @@ import (
 // More sentinels for Key Vault's answers, matched with errors.Is.
 var (
 	// ErrAccessDenied: Key Vault answered 403: the vault credential's identity lacks a
-	// permission (the error says which), or a firewall/private endpoint rule refused it.
+	// permission (the error says which), or the vault's network rules refused the request
+	// (then the error also wraps ErrNetworkRefused).
 	ErrAccessDenied = errors.New("access to Key Vault denied")
+	// ErrNetworkRefused: Key Vault answered 403 because of its network rules, not of the
+	// identity's permissions: public network access is disabled and the request came neither
+	// through an approved private endpoint nor from a trusted service (inner error
+	// ForbiddenByConnection), or the firewall refused the client's address (ForbiddenByFirewall).
+	// It wraps ErrAccessDenied, so errors.Is(err, ErrAccessDenied) holds too.
+	ErrNetworkRefused = fmt.Errorf("%w: the vault's network rules refused the request", ErrAccessDenied)
 	// ErrNotFound: Key Vault answered 404: no such certificate, secret, key or version.
 	ErrNotFound = errors.New("not found in Key Vault")
 	// ErrDisabled: the certificate, secret or key version is disabled.
@@ -88,8 +95,33 @@ var permissionFor = map[string][2]string{
 	"keys/sign":        {"Key Vault Crypto User", "Sign on keys"},
 }
 
+// hsmRoleFor names, for an operation, the Managed HSM local RBAC role (Managed HSM has no access
+// policies, and Azure RBAC roles on the resource do not reach its data plane).
+var hsmRoleFor = map[string]string{
+	"keys/get":  "Managed HSM Crypto User",
+	"keys/sign": "Managed HSM Crypto User",
+}
+
+// Inner error codes of Key Vault's network refusals.
+const (
+	innerForbiddenByConnection = "ForbiddenByConnection"
+	innerForbiddenByFirewall   = "ForbiddenByFirewall"
+)
+
+// isManagedHSMHost reports whether a vault URL is a Managed HSM's: https://{name}.managedhsm.azure.net
+// and its sovereign counterparts (managedhsm.azure.cn, managedhsm.usgovcloudapi.net...).
+func isManagedHSMHost(vault string) bool {
+	return strings.Contains(strings.ToLower(vault), ".managedhsm.")
+}
+
 // vaultError wraps err from a Key Vault operation on obj.
 func vaultError(op string, obj ObjectURL, err error) error {
+	return vaultErrorFor(op, obj, err, isManagedHSMHost(obj.Vault))
+}
+
+// vaultErrorFor is vaultError; hsm says that the vault is a Managed HSM (from its URL or its
+// challenge), whose permissions are local RBAC roles.
+func vaultErrorFor(op string, obj ObjectURL, err error, hsm bool) error {
 	e := &Error{Op: op, Object: obj, err: err}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
@@ -122,17 +154,42 @@ func vaultError(op string, obj ObjectURL, err error) error {
 		}
 	}
 	what := strings.TrimSuffix(obj.Collection, "s")
+	host := strings.TrimPrefix(obj.Vault, "https://")
+	// Classified by the inner error code, which says why: a network refusal's message also says
+	// "disabled" (public network access), and is no disabled object.
+	msg := strings.ToLower(e.Message)
+	network := e.InnerCode == innerForbiddenByConnection || e.InnerCode == innerForbiddenByFirewall ||
+		e.InnerCode == "" && (strings.Contains(msg, "public network access is disabled") || strings.Contains(msg, "client address is not authorized"))
 	switch {
-	case strings.HasSuffix(e.InnerCode, "Disabled") || strings.Contains(strings.ToLower(e.Message), "disabled"):
+	case re.StatusCode == http.StatusForbidden && network:
+		e.sentinel = ErrNetworkRefused
+		if e.InnerCode == innerForbiddenByFirewall || strings.Contains(msg, "client address") {
+			e.Hint = fmt.Sprintf("the vault's firewall refused this client's address, whatever the identity's permissions: check the network rules of %s (add this address or its virtual network), or reach it through its private endpoint", host)
+		} else {
+			e.Hint = fmt.Sprintf("public network access to %s is disabled: reach it through an approved private endpoint (check that %s resolves to the endpoint's private address, through the privatelink DNS zone), or check the vault's network rules and firewall", host, host)
+		}
+	case strings.HasSuffix(e.InnerCode, "Disabled") || e.InnerCode == "" && strings.Contains(msg, "disabled"):
 		e.sentinel = ErrDisabled
 		e.Hint = fmt.Sprintf("this %s version is disabled: enable it in the vault, or use another version", what)
+	case re.StatusCode == http.StatusForbidden && hsm:
+		e.sentinel = ErrAccessDenied
+		role := hsmRoleFor[op]
+		if role == "" {
+			role = "Managed HSM Crypto User"
+		}
+		e.Hint = fmt.Sprintf("give the vault credential's identity the %q role of the Managed HSM's local RBAC (az keyvault role assignment create --hsm-name ... --role %q --scope /keys/%s); Managed HSM has no access policies, and Azure RBAC roles on the resource do not grant key operations", role, role, obj.Name)
 	case re.StatusCode == http.StatusForbidden:
 		e.sentinel = ErrAccessDenied
 		p := permissionFor[op]
-		if p[0] != "" {
-			e.Hint = fmt.Sprintf("give the vault credential's identity (see appid/oid above) the %q role on the vault (Azure RBAC), or an access policy with %s; if it has one, check the vault's firewall and private endpoints", p[0], p[1])
-		} else {
+		switch {
+		case p[0] == "":
 			e.Hint = "give the vault credential's identity access to the vault"
+		case e.InnerCode == "ForbiddenByRbac":
+			e.Hint = fmt.Sprintf("give the vault credential's identity (see appid/oid above) the %q role on the vault or the %s (the vault uses Azure RBAC)", p[0], what)
+		case e.InnerCode == "AccessDenied":
+			e.Hint = fmt.Sprintf("add an access policy with %s for the vault credential's identity (see appid/oid above), or give it the %q role if the vault uses Azure RBAC", p[1], p[0])
+		default:
+			e.Hint = fmt.Sprintf("give the vault credential's identity (see appid/oid above) the %q role on the vault (Azure RBAC), or an access policy with %s; if it has one, check the vault's firewall and private endpoints", p[0], p[1])
 		}
 	case re.StatusCode == http.StatusNotFound:
 		e.sentinel = ErrNotFound

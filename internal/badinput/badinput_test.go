@@ -194,6 +194,11 @@ func newEnv(t *testing.T) *env {
 	// than its modulus.
 	v.SetSecret("iterations", base64.StdEncoding.EncodeToString(fixture(t, "hang-mac-iterations.pfx")), emulator.ContentTypePKCS12)
 	v.SetSecret("nocrt", base64.StdEncoding.EncodeToString(fixture(t, "hang-rsa-key-without-crt.pfx")), emulator.ContentTypePKCS12)
+	// The same key behind one trailing byte after its PKCS#8 SEQUENCE (PEM, PKCS#12 key bag), and
+	// in an RC2-encrypted SafeContents.
+	v.SetSecret("trailing-pem", string(fixture(t, "hang-pkcs8-trailing-byte.pem")), emulator.ContentTypePEM)
+	v.SetSecret("trailing-keybag", base64.StdEncoding.EncodeToString(fixture(t, "hang-keybag-trailing-byte.pfx")), emulator.ContentTypePKCS12)
+	v.SetSecret("rc2-keybag", base64.StdEncoding.EncodeToString(fixture(t, "hang-keybag-in-rc2-safe.pfx")), emulator.ContentTypePKCS12)
 	v.CreateKey("eckey", testcerts.EC(), emulator.KeyOptions{})
 	v.CreateKey("verifyonly", testcerts.RSA(2048, 3), emulator.KeyOptions{Ops: []string{"verify"}})
 	v.CreateKey("disabledkey", testcerts.RSA(2048, 3), emulator.KeyOptions{Disabled: true})
@@ -738,6 +743,24 @@ func (x *env) cases(t *testing.T) []badCase {
 		}, is: keyvault.ErrInvalidCertificate, phrase: "re-export it"},
 		{name: "KeyVaultCert/PKCS#12 secret with a crafted RSA key", run: func(ctx context.Context) error {
 			c, err := x.kvCred(x.vault.URL()+"/secrets/nocrt", x.mi)
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return getToken(ctx, c, err, scopes(vaultScope))
+		}, is: keyvault.ErrInvalidCertificate, phrase: "malformed"},
+		{name: "KeyVaultCert/PEM secret with a crafted RSA key after a trailing byte", run: func(ctx context.Context) error {
+			c, err := x.kvCred(x.vault.URL()+"/secrets/trailing-pem", x.mi)
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return getToken(ctx, c, err, scopes(vaultScope))
+		}, is: keyvault.ErrInvalidCertificate, phrase: "malformed"},
+		{name: "KeyVaultCert/PKCS#12 key bag with a crafted RSA key after a trailing byte", run: func(ctx context.Context) error {
+			c, err := x.kvCred(x.vault.URL()+"/secrets/trailing-keybag", x.mi)
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return getToken(ctx, c, err, scopes(vaultScope))
+		}, is: keyvault.ErrInvalidCertificate, phrase: "malformed"},
+		{name: "KeyVaultCert/PKCS#12 with a crafted RSA key in an encrypted SafeContents", run: func(ctx context.Context) error {
+			c, err := x.kvCred(x.vault.URL()+"/secrets/rc2-keybag", x.mi)
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			return getToken(ctx, c, err, scopes(vaultScope))

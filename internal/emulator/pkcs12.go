@@ -46,9 +46,9 @@ func secretValue(chain []*x509.Certificate, key crypto.Signer, opts CertificateO
 	var der []byte
 	var err error
 	switch {
-	case withKey && !opts.CACertsFirst && opts.LegacyPKCS12:
+	case withKey && !opts.CACertsFirst && opts.LegacyPKCS12 && !opts.KeyVaultPKCS12:
 		der, err = pkcs12.LegacyRC2.Encode(key, chain[0], chain[1:], "")
-	case withKey && !opts.CACertsFirst:
+	case withKey && !opts.CACertsFirst && !opts.LegacyPKCS12 && !opts.KeyVaultPKCS12:
 		der, err = pkcs12.Modern2023.Encode(key, chain[0], chain[1:], "")
 	default:
 		certs := chain
@@ -59,7 +59,14 @@ func secretValue(chain []*x509.Certificate, key crypto.Signer, opts CertificateO
 		if withKey {
 			k = key
 		}
-		der, err = encodePFX(certs, k, opts.LegacyPKCS12)
+		layout := pfxLegacy
+		switch {
+		case opts.KeyVaultPKCS12:
+			layout = pfxKeyVault
+		case !opts.LegacyPKCS12:
+			layout = pfxModern
+		}
+		der, err = encodePFX(certs, k, layout)
 	}
 	if err != nil {
 		return "", err
@@ -149,8 +156,52 @@ type p12EncryptedContentInfo struct {
 }
 
 type p12SafeBag struct {
-	ID    asn1.ObjectIdentifier
-	Value asn1.RawValue
+	ID         asn1.ObjectIdentifier
+	Value      asn1.RawValue
+	Attributes []p12Attribute `asn1:"set,optional,omitempty"`
+}
+
+type p12Attribute struct {
+	ID     asn1.ObjectIdentifier
+	Values []asn1.RawValue `asn1:"set"`
+}
+
+// pfxLayout is how encodePFX encrypts and labels a PKCS#12.
+type pfxLayout struct {
+	legacy     bool // PBE-SHA1-3DES and a SHA-1 MAC; else PBES2 (AES-256, PBKDF2-SHA-256) and a SHA-256 MAC
+	pbeIter    int  // iterations of each encryption
+	macIter    int  // iterations of the MAC key
+	windowsIDs bool // localKeyID 01000000 on the key and its certificate, and a Microsoft CSP name on the key
+}
+
+var (
+	pfxModern   = pfxLayout{pbeIter: pfxIterationsModern, macIter: pfxIterationsModern}
+	pfxLegacy   = pfxLayout{legacy: true, pbeIter: 2048, macIter: 1}
+	pfxKeyVault = pfxLayout{legacy: true, pbeIter: 2000, macIter: 2000, windowsIDs: true}
+
+	oidLocalKeyID       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 21}
+	oidMicrosoftCSPName = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 17, 1}
+	// windowsKeyID is the localKeyID Windows and Key Vault give the (only) key of a PFX.
+	windowsKeyID = []byte{0x01, 0x00, 0x00, 0x00}
+	// windowsCSP is the provider Windows names on the RSA keys it exports.
+	windowsCSP = "Microsoft Enhanced RSA and AES Cryptographic Provider"
+)
+
+// windowsAttributes returns the localKeyID attribute, and with csp the Microsoft CSP name.
+func windowsAttributes(csp bool) ([]p12Attribute, error) {
+	id, err := asn1.Marshal(windowsKeyID)
+	if err != nil {
+		return nil, err
+	}
+	attrs := []p12Attribute{{ID: oidLocalKeyID, Values: []asn1.RawValue{{FullBytes: id}}}}
+	if csp {
+		var bmp []byte
+		for _, r := range windowsCSP {
+			bmp = append(bmp, byte(r>>8), byte(r))
+		}
+		attrs = append(attrs, p12Attribute{ID: oidMicrosoftCSPName, Values: []asn1.RawValue{{Class: asn1.ClassUniversal, Tag: asn1.TagBMPString, Bytes: bmp}}})
+	}
+	return attrs, nil
 }
 
 type p12CertBag struct {
@@ -202,23 +253,31 @@ func explicit0(der []byte) asn1.RawValue {
 }
 
 // encodePFX writes a PKCS#12 file with the password "": the certificates in the given order in
-// an encrypted SafeContents, then (when key is not nil) the shrouded key in a plain one. No bag
-// has a localKeyID or friendlyName. Modern: PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) and an
-// HMAC-SHA-256 MAC; legacy: PBE-SHA1-3DES and an HMAC-SHA-1 MAC.
-func encodePFX(certs []*x509.Certificate, key crypto.Signer, legacy bool) ([]byte, error) {
+// an encrypted SafeContents, then (when key is not nil) the shrouded key in a plain one (the
+// order openssl writes). No bag has a friendlyName, and only with layout.windowsIDs a
+// localKeyID. Modern: PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) and an HMAC-SHA-256 MAC; legacy:
+// PBE-SHA1-3DES and an HMAC-SHA-1 MAC.
+func encodePFX(certs []*x509.Certificate, key crypto.Signer, layout pfxLayout) ([]byte, error) {
 	var bags []p12SafeBag
 	for _, c := range certs {
 		bag, err := asn1.Marshal(p12CertBag{ID: oidX509Certificate, Data: c.Raw})
 		if err != nil {
 			return nil, err
 		}
-		bags = append(bags, p12SafeBag{ID: oidCertBagType, Value: explicit0(bag)})
+		sb := p12SafeBag{ID: oidCertBagType, Value: explicit0(bag)}
+		if layout.windowsIDs && key != nil && samePublicKey(c.PublicKey, key.Public()) {
+			if sb.Attributes, err = windowsAttributes(false); err != nil {
+				return nil, err
+			}
+		}
+		bags = append(bags, sb)
 	}
 	certContents, err := asn1.Marshal(bags)
 	if err != nil {
 		return nil, err
 	}
-	algo, ciphertext, err := pbEncrypt(certContents, legacy)
+	legacy := layout.legacy
+	algo, ciphertext, err := pbEncrypt(certContents, legacy, layout.pbeIter)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +294,7 @@ func encodePFX(certs []*x509.Certificate, key crypto.Signer, legacy bool) ([]byt
 		if err != nil {
 			return nil, err
 		}
-		kalgo, kct, err := pbEncrypt(pk, legacy)
+		kalgo, kct, err := pbEncrypt(pk, legacy, layout.pbeIter)
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +302,13 @@ func encodePFX(certs []*x509.Certificate, key crypto.Signer, legacy bool) ([]byt
 		if err != nil {
 			return nil, err
 		}
-		keyContents, err := asn1.Marshal([]p12SafeBag{{ID: oidShroudedKeyBag, Value: explicit0(epki)}})
+		kb := p12SafeBag{ID: oidShroudedKeyBag, Value: explicit0(epki)}
+		if layout.windowsIDs {
+			if kb.Attributes, err = windowsAttributes(true); err != nil {
+				return nil, err
+			}
+		}
+		keyContents, err := asn1.Marshal([]p12SafeBag{kb})
 		if err != nil {
 			return nil, err
 		}
@@ -263,9 +328,9 @@ func encodePFX(certs []*x509.Certificate, key crypto.Signer, legacy bool) ([]byt
 	}
 	pfx := p12PFX{Version: 3, AuthSafe: p12ContentInfo{ContentType: oidData, Content: explicit0(octets)}}
 
-	newHash, u, digestOID, iterations := sha256.New, sha256.Size, oidSHA256Digest, pfxIterationsModern
+	newHash, u, digestOID, iterations := sha256.New, sha256.Size, oidSHA256Digest, layout.macIter
 	if legacy {
-		newHash, u, digestOID, iterations = sha1.New, sha1.Size, oidSHA1Digest, 1
+		newHash, u, digestOID = sha1.New, sha1.Size, oidSHA1Digest
 	}
 	salt := randomBytes(8)
 	if !legacy {
@@ -282,8 +347,9 @@ func encodePFX(certs []*x509.Certificate, key crypto.Signer, legacy bool) ([]byt
 	return asn1.Marshal(pfx)
 }
 
-// pbEncrypt encrypts plaintext with the password "".
-func pbEncrypt(plaintext []byte, legacy bool) (pkix.AlgorithmIdentifier, []byte, error) {
+// pbEncrypt encrypts plaintext with the password "" and iterations (legacy: PBE-SHA1-3DES; else
+// PBES2 with AES-256-CBC and PBKDF2-HMAC-SHA-256).
+func pbEncrypt(plaintext []byte, legacy bool, iterations int) (pkix.AlgorithmIdentifier, []byte, error) {
 	var (
 		block cipher.Block
 		iv    []byte
@@ -291,7 +357,6 @@ func pbEncrypt(plaintext []byte, legacy bool) (pkix.AlgorithmIdentifier, []byte,
 	)
 	if legacy {
 		salt := randomBytes(8)
-		iterations := 2048
 		key := pkcs12KDF(sha1.New, sha1.Size, 64, salt, pfxEmptyPassword, iterations, 1, 24)
 		iv = pkcs12KDF(sha1.New, sha1.Size, 64, salt, pfxEmptyPassword, iterations, 2, 8)
 		var err error
@@ -307,7 +372,7 @@ func pbEncrypt(plaintext []byte, legacy bool) (pkix.AlgorithmIdentifier, []byte,
 		salt := randomBytes(16)
 		iv = randomBytes(aes.BlockSize)
 		// PBES2 uses the UTF-8 password (empty), not the BMPString.
-		key, err := pbkdf2.Key(sha256.New, "", salt, pfxIterationsModern, 32)
+		key, err := pbkdf2.Key(sha256.New, "", salt, iterations, 32)
 		if err != nil {
 			return algo, nil, err
 		}
@@ -315,7 +380,7 @@ func pbEncrypt(plaintext []byte, legacy bool) (pkix.AlgorithmIdentifier, []byte,
 			return algo, nil, err
 		}
 		kdfParams, err := asn1.Marshal(p12PBKDF2Params{
-			Salt: salt, Iterations: pfxIterationsModern,
+			Salt: salt, Iterations: iterations,
 			PRF: pkix.AlgorithmIdentifier{Algorithm: oidHMACWithSHA256, Parameters: asn1.NullRawValue},
 		})
 		if err != nil {

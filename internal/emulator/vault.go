@@ -31,12 +31,44 @@ type Vault struct {
 	signLimit int
 	signPer   time.Duration
 	signTimes []time.Time
+	network   NetworkRule
+	hsm       bool
 }
 
 // VaultOptions configure a [Vault].
 type VaultOptions struct {
 	// Tenant is the tenant named in the 401 challenge; tokens must have this tid.
 	Tenant string
+	// ManagedHSM makes the emulator a Managed HSM: its challenge names the resource
+	// https://managedhsm.azure.net (tokens must be for it), it holds keys only (certificates and
+	// secrets answer 404 and ImportCertificate panics), and its permissions are local RBAC roles
+	// ("Managed HSM Crypto User"): a refused caller gets 403 AccessDenied, "Not authorized to
+	// access Microsoft.KeyVault/managedHsm/keys/sign/action on /keys/{name}".
+	ManagedHSM bool
+}
+
+// NetworkRule is how a vault's networking settings treat the emulator's callers (see
+// [Vault.SetNetworkRule]). Key Vault applies them to authenticated requests, before permissions.
+type NetworkRule int
+
+const (
+	// NetworkAllowAll: public network access from all networks (the default).
+	NetworkAllowAll NetworkRule = iota
+	// NetworkPrivateLinkOnly: public network access disabled, the caller is not on an approved
+	// private link: 403 Forbidden, inner error ForbiddenByConnection, "Public network access is
+	// disabled and request is not from a trusted service nor via an approved private link."
+	NetworkPrivateLinkOnly
+	// NetworkFirewall: access from selected networks, and the caller's address is not one of
+	// them: 403 Forbidden, inner error ForbiddenByFirewall, "Client address is not authorized and
+	// caller is not a trusted service."
+	NetworkFirewall
+)
+
+// SetNetworkRule sets how the vault's networking settings treat every caller.
+func (v *Vault) SetNetworkRule(rule NetworkRule) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.network = rule
 }
 
 // CertificateOptions shape a certificate imported with [Vault.ImportCertificate].
@@ -47,6 +79,13 @@ type CertificateOptions struct {
 	// SHA-1 MAC, like old Key Vault and Windows; the default is AES-256-CBC with PBKDF2 and a
 	// SHA-256 MAC. (With CACertsFirst or NonExportable the certificates use 3DES too.)
 	LegacyPKCS12 bool
+	// KeyVaultPKCS12 writes the PKCS#12 as Key Vault generated it (a PFX recorded in 2022):
+	// PBE-SHA1-3DES for the key bag and for the certificate bags, a SHA-1 MAC, 2,000 iterations
+	// for both, localKeyID 01000000 on the key and its certificate, and a Microsoft CSP name
+	// attribute on the key. openssl 3 writes the same algorithms and iterations with
+	// "pkcs12 -export -legacy -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 -iter 2000".
+	// It takes precedence over LegacyPKCS12.
+	KeyVaultPKCS12 bool
 	// CACertsFirst puts chain[1:] before the leaf in a PKCS#12 (with no localKeyID), and the
 	// certificates before the key in PEM.
 	CACertsFirst bool
@@ -113,8 +152,8 @@ type keyVersion struct {
 	attrs
 }
 
-// NewVault starts a Key Vault emulator on https://127.0.0.1:PORT that accepts tokens issued by
-// e for opts.Tenant.
+// NewVault starts a Key Vault (or, with opts.ManagedHSM, a Managed HSM) emulator on
+// https://127.0.0.1:PORT that accepts tokens issued by e for opts.Tenant.
 func NewVault(e *Entra, opts VaultOptions) *Vault {
 	v := &Vault{
 		e:       e,
@@ -123,6 +162,7 @@ func NewVault(e *Entra, opts VaultOptions) *Vault {
 		secrets: map[string][]*secretVersion{},
 		keys:    map[string][]*keyVersion{},
 		deny:    map[string]map[string]bool{},
+		hsm:     opts.ManagedHSM,
 	}
 	v.srv = newServer(http.HandlerFunc(v.serveHTTP))
 	return v
@@ -142,6 +182,9 @@ func (v *Vault) URL() string { return "https://" + v.srv.host }
 func (v *Vault) ImportCertificate(name string, chain []*x509.Certificate, key crypto.Signer, opts CertificateOptions) (version string) {
 	if len(chain) == 0 || key == nil {
 		panic("emulator: ImportCertificate needs a certificate chain and its key")
+	}
+	if v.hsm {
+		panic("emulator: ImportCertificate: a Managed HSM holds keys only (use CreateKey)")
 	}
 	if !samePublicKey(chain[0].PublicKey, key.Public()) {
 		panic("emulator: ImportCertificate: the key does not match the leaf certificate")

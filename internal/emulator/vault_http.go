@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 
 const (
 	vaultResource  = "https://vault.azure.net"
+	hsmResource    = "https://managedhsm.azure.net"
 	maxVaultBody   = 1 << 20
 	recoveryLevel  = "Recoverable+Purgeable"
 	recoverableDay = 90
@@ -44,7 +46,8 @@ func parseVaultRoute(path string) (vaultOp, bool) {
 	if len(segs) < 2 || segs[1] == "" {
 		return vaultOp{}, false
 	}
-	op := vaultOp{coll: segs[0], name: segs[1], action: "get"}
+	// Key Vault identifiers are case-insensitive.
+	op := vaultOp{coll: strings.ToLower(segs[0]), name: segs[1], action: "get"}
 	switch op.coll {
 	case "certificates", "secrets", "keys":
 	default:
@@ -81,11 +84,17 @@ func (v *Vault) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !v.networkAllows(w, r) {
+		return
+	}
 	if r.URL.Query().Get("api-version") == "" {
 		kvError(w, http.StatusBadRequest, "BadParameter", "", "The 'api-version' query parameter is missing.")
 		return
 	}
 	op, ok := parseVaultRoute(r.URL.Path)
+	if ok && v.hsm && op.coll != "keys" {
+		ok = false // a Managed HSM holds keys only
+	}
 	if !ok {
 		kvError(w, http.StatusNotFound, "NotFound", "", "The requested resource "+r.URL.Path+" is not supported by the Key Vault emulator.")
 		return
@@ -164,8 +173,8 @@ func (v *Vault) authenticate(w http.ResponseWriter, r *http.Request) (jwt.MapCla
 		return nil, false
 	}
 	aud, _ := claims["aud"].(string)
-	if aud != vaultResource && aud != vaultResource+"/" {
-		v.challenge(w, true, "AKV10022: Invalid audience. Expected "+vaultResource+", found: "+aud+".")
+	if res := v.resource(); aud != res && aud != res+"/" {
+		v.challenge(w, true, "AKV10022: Invalid audience. Expected "+res+", found: "+aud+".")
 		return nil, false
 	}
 	if tid, _ := claims["tid"].(string); !strings.EqualFold(tid, v.tenant) {
@@ -179,12 +188,40 @@ func (v *Vault) authenticate(w http.ResponseWriter, r *http.Request) (jwt.MapCla
 // challenge answers 401 with Key Vault's WWW-Authenticate challenge.
 func (v *Vault) challenge(w http.ResponseWriter, invalidToken bool, msg string) {
 	v.srv.count("challenge")
-	c := `Bearer authorization="` + strings.TrimSuffix(v.e.AuthorityHost(), "/") + "/" + v.tenant + `", resource="` + vaultResource + `"`
+	c := `Bearer authorization="` + strings.TrimSuffix(v.e.AuthorityHost(), "/") + "/" + v.tenant + `", resource="` + v.resource() + `"`
 	if invalidToken {
 		c += `, error="invalid_token"`
 	}
 	w.Header().Set("WWW-Authenticate", c)
 	kvError(w, http.StatusUnauthorized, "Unauthorized", "", msg)
+}
+
+// resource is the resource of the vault's challenge, whose tokens it accepts.
+func (v *Vault) resource() string {
+	if v.hsm {
+		return hsmResource
+	}
+	return vaultResource
+}
+
+// networkAllows applies SetNetworkRule, answering 403 as Key Vault does when it refuses.
+func (v *Vault) networkAllows(w http.ResponseWriter, r *http.Request) bool {
+	v.mu.Lock()
+	rule := v.network
+	v.mu.Unlock()
+	switch rule {
+	case NetworkPrivateLinkOnly:
+		kvError(w, http.StatusForbidden, "Forbidden", "ForbiddenByConnection", "Public network access is disabled and request is not from a trusted service nor via an approved private link.")
+		return false
+	case NetworkFirewall:
+		addr, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			addr = r.RemoteAddr
+		}
+		kvError(w, http.StatusForbidden, "Forbidden", "ForbiddenByFirewall", "Client address is not authorized and caller is not a trusted service.\r\nClient address: "+addr)
+		return false
+	}
+	return true
 }
 
 // authorize applies AllowOnly and Deny.
@@ -201,6 +238,16 @@ func (v *Vault) authorize(w http.ResponseWriter, claims jwt.MapClaims, op vaultO
 	}
 	oid, _ := claims["oid"].(string)
 	iss, _ := claims["iss"].(string)
+	if v.hsm {
+		// Managed HSM's local RBAC.
+		action := map[string]string{"get": "read", "list": "read", "sign": "sign/action"}[op.action]
+		if action == "read" {
+			action = "read/action"
+		}
+		kvError(w, http.StatusForbidden, "AccessDenied", "",
+			"Not authorized to access Microsoft.KeyVault/managedHsm/keys/"+action+" on /keys/"+op.name+" (Activity ID: "+newUUID()+")")
+		return false
+	}
 	kvError(w, http.StatusForbidden, "Forbidden", "AccessDenied",
 		"The user, group or application 'appid="+caller+";oid="+oid+";iss="+iss+"' does not have "+op.coll+" "+op.action+
 			" permission on key vault '"+v.srv.host+";location=local'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287")

@@ -33,6 +33,18 @@ q openssl pkcs12 -export -in leaf2048.pem -inkey leaf2048.key -certfile int.pem 
 q openssl pkcs12 -export -in leaf4096.pem -inkey leaf4096.key -out modern-4096.pfx -passout pass:
 q openssl pkcs12 -export -legacy -in leaf3072.pem -inkey leaf3072.key -certfile int.pem -out legacy-chain.pfx -passout pass:legacy
 q openssl pkcs12 -export -certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -macalg sha1 -in leaf2048.pem -inkey leaf2048.key -out legacy-3des.pfx -passout pass:3des
+# The layout of a PFX that Key Vault generated (recorded 2022): PBE-SHA1-3DES for both bags,
+# SHA-1 MAC, 2,000 iterations.
+q openssl pkcs12 -export -legacy -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 -iter 2000 -in leaf2048.pem -inkey leaf2048.key -certfile int.pem -out keyvault-3des.pfx -passout pass:
+# A negative serial number (old makecert/Windows certificates, which Key Vault still returns;
+# crypto/x509 refuses them by default): PEM, modern PFX, legacy RC2 PFX.
+q openssl req -x509 -key leaf2048.key -set_serial -1234 -out negserial.pem -days 3650 -subj "/CN=openssl negative serial"
+cat leaf2048.key negserial.pem > negserial-combined.pem
+q openssl pkcs12 -export -in negserial.pem -inkey leaf2048.key -out negserial.pfx -passout pass:
+q openssl pkcs12 -export -legacy -in negserial.pem -inkey leaf2048.key -out negserial-legacy.pfx -passout pass:legacy
+rm -f negserial.pem
+# A DER certificate alone (a .cer/.crt file).
+q openssl x509 -in leaf2048.pem -outform der -out leaf2048.cer
 # Certificates only (what a non-exportable Key Vault certificate's secret holds).
 q openssl pkcs12 -export -nokeys -in leaf2048.pem -out nokey.pfx -passout pass:
 

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -115,7 +116,10 @@ type keyVersion struct {
 
 // NewVault starts a Key Vault emulator on https://127.0.0.1:PORT that accepts tokens issued by
 // e for opts.Tenant.
-func NewVault(e *Entra, opts VaultOptions) *Vault {
+func NewVault(e *Entra, opts VaultOptions) *Vault { return NewVaultOn(e, opts, nil) }
+
+// NewVaultOn is [NewVault] serving on ln (a 127.0.0.1 listener; nil picks a port).
+func NewVaultOn(e *Entra, opts VaultOptions, ln net.Listener) *Vault {
 	v := &Vault{
 		e:       e,
 		tenant:  opts.Tenant,
@@ -124,7 +128,7 @@ func NewVault(e *Entra, opts VaultOptions) *Vault {
 		keys:    map[string][]*keyVersion{},
 		deny:    map[string]map[string]bool{},
 	}
-	v.srv = newServer(http.HandlerFunc(v.serveHTTP))
+	v.srv = newServerOn(ln, http.HandlerFunc(v.serveHTTP))
 	return v
 }
 

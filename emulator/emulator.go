@@ -62,7 +62,7 @@ type Emulator struct {
 	mu          sync.Mutex
 	apps        map[string]*emulator.App // by client ID
 	granted     []string                 // client IDs with vault access
-	certs       map[string]certPolicy    // vault certificates by lower-case name
+	certs       map[string]*vaultCert    // vault certificates by lower-case name
 	entraErrors []*pendingEntraError
 }
 
@@ -91,7 +91,7 @@ func Start(options *Options) (*Emulator, error) {
 		}
 		lns = append(lns, ln)
 	}
-	e := &Emulator{apps: map[string]*emulator.App{}, certs: map[string]certPolicy{}}
+	e := &Emulator{apps: map[string]*emulator.App{}, certs: map[string]*vaultCert{}}
 	err := safely(func() {
 		e.entra = emulator.NewEntraOn(lns[0])
 		lns[0] = nil

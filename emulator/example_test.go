@@ -610,3 +610,17 @@ func ExampleTestCertificate_PKCS12() {
 	fmt.Println(errors.Is(err, keyvault.ErrWrongPassword))
 	// Output: true
 }
+
+func ExampleEmulator_GetCertificate() {
+	emu := mustStart()
+	defer emu.Close()
+	cert, err := emulator.NewTestCertificate("imported")
+	check(err)
+	_, err = emu.ImportCertificate("imported", cert.PEM(), "")
+	check(err)
+	vc, err := emu.GetCertificate("imported")
+	check(err)
+	check(emu.RegisterApp(tenantID, clientID, vc.Certificate))
+	fmt.Println(vc.Certificate.Equal(cert.Certificate))
+	// Output: true
+}

@@ -54,6 +54,12 @@ type VaultCertificate struct {
 	Certificate *x509.Certificate
 }
 
+// vaultCert is what the Emulator knows of a certificate of its vault.
+type vaultCert struct {
+	policy certPolicy
+	latest VaultCertificate
+}
+
 // certPolicy is how a certificate of the vault is renewed by RotateCertificate.
 type certPolicy struct {
 	commonName    string
@@ -141,7 +147,11 @@ func (e *Emulator) CreateCertificate(name string, options *CertificateOptions) (
 // one to check that the credential moved on.
 func (e *Emulator) RotateCertificate(name string) (*VaultCertificate, error) {
 	e.mu.Lock()
-	p, ok := e.certs[strings.ToLower(name)]
+	c, ok := e.certs[strings.ToLower(name)]
+	var p certPolicy
+	if ok {
+		p = c.policy
+	}
 	e.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("emulator: the vault has no certificate %s to rotate", name)
@@ -182,11 +192,25 @@ func (e *Emulator) storeCertificate(name string, chain []*x509.Certificate, key 
 	if err := safely(func() { version = e.vault.ImportCertificate(name, chain, key, opts) }); err != nil {
 		return nil, fmt.Errorf("emulator: storing certificate %s: %w", name, err)
 	}
-	e.mu.Lock()
-	e.certs[strings.ToLower(name)] = p
-	e.mu.Unlock()
 	u := e.vault.URL() + "/certificates/" + name
-	return &VaultCertificate{Name: name, Version: version, URL: u, VersionURL: u + "/" + version, Certificate: chain[0]}, nil
+	vc := VaultCertificate{Name: name, Version: version, URL: u, VersionURL: u + "/" + version, Certificate: chain[0]}
+	e.mu.Lock()
+	e.certs[strings.ToLower(name)] = &vaultCert{policy: p, latest: vc}
+	e.mu.Unlock()
+	return &vc, nil
+}
+
+// GetCertificate returns the latest version of a certificate of the vault (imported, created
+// or rotated), for example to register the public certificate of an imported one with an app.
+func (e *Emulator) GetCertificate(name string) (*VaultCertificate, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.certs[strings.ToLower(name)]
+	if !ok {
+		return nil, fmt.Errorf("emulator: the vault has no certificate %s", name)
+	}
+	vc := c.latest
+	return &vc, nil
 }
 
 // SetSecret stores a version of the secret name (a plain secret, not a certificate's) and

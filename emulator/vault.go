@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/azcredkit/azcredkit/internal/emulator"
+	"github.com/azcredkit/azcredkit/keyvault"
 )
 
 // CertificateOptions shape a certificate made by [Emulator.CreateCertificate]. The zero value is
@@ -83,7 +84,7 @@ func (e *Emulator) ImportCertificate(name string, data []byte, password string) 
 	if err := checkObjectName(name); err != nil {
 		return "", err
 	}
-	chain, key, err := emulator.ParseImport(data, password)
+	chain, key, err := parseImport(data, password)
 	if err != nil {
 		return "", fmt.Errorf("emulator: importing certificate %s: %w", name, err)
 	}
@@ -102,6 +103,24 @@ func (e *Emulator) ImportCertificate(name string, data []byte, password string) 
 		return "", err
 	}
 	return e.vault.URL() + "/certificates/" + name, nil
+}
+
+// parseImport reads a certificate to import. keyvault.ParseCertificate bounds the work that a
+// crafted PKCS#12 or key can ask for before anything parses it, and it refuses two things Key
+// Vault imports but credentials cannot use: EC keys and expired certificates. Those are read
+// again, now known to be harmless, by the emulator's own parser.
+func parseImport(data []byte, password string) ([]*x509.Certificate, crypto.Signer, error) {
+	chain, key, err := keyvault.ParseCertificate(data, password)
+	switch {
+	case err == nil:
+		if signer, ok := key.(crypto.Signer); ok {
+			return chain, signer, nil
+		}
+		return nil, nil, fmt.Errorf("the private key is a %T", key)
+	case errors.Is(err, keyvault.ErrUnsupportedKey), errors.Is(err, keyvault.ErrCertificateExpired):
+		return emulator.ParseImport(data, password)
+	}
+	return nil, nil, err
 }
 
 // CreateCertificate creates a self-signed certificate in the vault as Key Vault's create

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,7 +178,7 @@ func TestImportCertificate(t *testing.T) {
 			"garbage":            {"x", "", []byte("garbage"), "PKCS#12"},
 			"empty":              {"x", "", nil, "empty"},
 			"bad name":           {"not/a/name", "", c.PEM(), "object name"},
-			"another key":        {"x", "", append(keyPEM(t, newTestCertificate(t, "k").Key), certOnly...), "matches"},
+			"another key":        {"x", "", append(keyPEM(t, newTestCertificate(t, "k").Key), certOnly...), "does not match"},
 			"too long":           {"x", "", make([]byte, 2<<20), "more than"},
 			"encrypted PEM":      {"x", "", append(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{1}}), certOnly...), "encrypted"},
 			"name too long 128 ": {strings.Repeat("a", 128), "", c.PEM(), "object name"},
@@ -184,6 +186,23 @@ func TestImportCertificate(t *testing.T) {
 			_, err := emu.ImportCertificate(tc.name, tc.data, tc.password)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: want an error about %q, got %v", name, tc.want, err)
+			}
+		}
+		// Crafted files that made parsers spend minutes are refused at once.
+		for _, file := range []string{"hang-mac-iterations.pfx", "hang-rsa-key-without-crt.pfx"} {
+			data, err := os.ReadFile(filepath.Join("..", "internal", "badinput", "testdata", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := emu.ImportCertificate("crafted", data, ""); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Errorf("%s was imported", file)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("importing %s did not return within 20s", file)
 			}
 		}
 		if _, err := emu.RotateCertificate("never-stored"); err == nil {

@@ -23,6 +23,10 @@ const MaxImportSize = 1 << 20
 // chain with the certificate matching the key first and the key (RSA or ECDSA). Unlike a
 // credential it accepts expired certificates and EC keys: Key Vault imports them, and tests of
 // the errors need them.
+//
+// It does not bound the work a crafted PKCS#12 (2^40 key derivation iterations) or RSA key can
+// ask for: vet data from outside first (package emulator runs keyvault.ParseCertificate, which
+// does, and calls this only for what that refuses as an EC key or an expired certificate).
 func ParseImport(data []byte, password string) ([]*x509.Certificate, crypto.Signer, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil, errors.New("the certificate data is empty")

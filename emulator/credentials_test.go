@@ -173,14 +173,7 @@ func TestKeyVaultCertCredentialWithManagedIdentity(t *testing.T) {
 // A non-exportable HSM certificate: only keys/sign can use it.
 func TestHSMCredential(t *testing.T) {
 	emu := start(t, nil)
-	if err := emu.RegisterSecretApp(tenantA, miID, "vault-reader-secret"); err != nil {
-		t.Fatal(err)
-	}
-	emu.GrantVaultAccess(tenantA, miID)
-	vaultCred, err := azidentity.NewClientSecretCredential(tenantA, miID, "vault-reader-secret", &azidentity.ClientSecretCredentialOptions{ClientOptions: emu.ClientOptions()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vaultCred := vaultReader(t, emu)
 	vc, err := emu.CreateCertificate("payments-signer", &emulator.CertificateOptions{HSM: true})
 	if err != nil {
 		t.Fatal(err)

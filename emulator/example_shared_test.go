@@ -7,6 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/azcredkit/azcredkit/credential"
 	"github.com/azcredkit/azcredkit/emulator"
@@ -61,4 +62,13 @@ func tryToken(cred azcore.TokenCredential, scope string) (azcore.AccessToken, er
 
 func tokenOptions(scope string) policy.TokenRequestOptions {
 	return policy.TokenRequestOptions{Scopes: []string{scope}}
+}
+
+// readerCredential registers an identity with access to the vault and returns its credential.
+func readerCredential(emu *emulator.Emulator) azcore.TokenCredential {
+	check(emu.RegisterSecretApp(tenantID, identityClientID, "vault-reader-secret"))
+	emu.GrantVaultAccess(tenantID, identityClientID)
+	cred, err := azidentity.NewClientSecretCredential(tenantID, identityClientID, "vault-reader-secret", &azidentity.ClientSecretCredentialOptions{ClientOptions: emu.ClientOptions()})
+	check(err)
+	return cred
 }

@@ -341,10 +341,7 @@ func ExampleCertificateOptions() {
 func ExampleEmulator_CreateCertificate() {
 	emu := mustStart()
 	defer emu.Close()
-	check(emu.RegisterSecretApp(tenantID, identityClientID, "vault-reader-secret"))
-	emu.GrantVaultAccess(tenantID, identityClientID)
-	vaultReader, err := azidentity.NewClientSecretCredential(tenantID, identityClientID, "vault-reader-secret", &azidentity.ClientSecretCredentialOptions{ClientOptions: emu.ClientOptions()})
-	check(err)
+	vaultReader := readerCredential(emu) // an identity with access to the vault
 
 	// A non-exportable HSM key: the credential has the vault sign each client assertion.
 	vc, err := emu.CreateCertificate("payments-signer", &emulator.CertificateOptions{HSM: true})
@@ -373,10 +370,7 @@ func ExampleVaultCertificate() {
 func ExampleEmulator_RotateCertificate() {
 	emu := mustStart()
 	defer emu.Close()
-	check(emu.RegisterSecretApp(tenantID, identityClientID, "vault-reader-secret"))
-	emu.GrantVaultAccess(tenantID, identityClientID)
-	vaultReader, err := azidentity.NewClientSecretCredential(tenantID, identityClientID, "vault-reader-secret", &azidentity.ClientSecretCredentialOptions{ClientOptions: emu.ClientOptions()})
-	check(err)
+	vaultReader := readerCredential(emu) // an identity with access to the vault
 	old, err := emu.CreateCertificate("app-cert", nil)
 	check(err)
 	check(emu.RegisterApp(tenantID, clientID, old.Certificate))

@@ -109,14 +109,7 @@ func TestFaultsEntraID(t *testing.T) {
 
 func TestFaultsKeyVault(t *testing.T) {
 	emu := start(t, nil)
-	if err := emu.RegisterSecretApp(tenantA, miID, "reader-secret"); err != nil {
-		t.Fatal(err)
-	}
-	emu.GrantVaultAccess(tenantA, miID)
-	reader, err := azidentity.NewClientSecretCredential(tenantA, miID, "reader-secret", &azidentity.ClientSecretCredentialOptions{ClientOptions: emu.ClientOptions()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader := vaultReader(t, emu)
 
 	t.Run("503 with Retry-After on secrets", func(t *testing.T) {
 		if _, err := emu.SetSecret("db-password", "hunter2"); err != nil {

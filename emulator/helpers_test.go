@@ -7,6 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/azcredkit/azcredkit/credential"
 	"github.com/azcredkit/azcredkit/emulator"
@@ -96,4 +97,18 @@ func setManagedIdentityEnv(t *testing.T, emu *emulator.Emulator) {
 	for k, v := range emu.ManagedIdentityEnv() {
 		t.Setenv(k, v)
 	}
+}
+
+// vaultReader registers an app with vault access and returns its azidentity credential.
+func vaultReader(t *testing.T, emu *emulator.Emulator) *azidentity.ClientSecretCredential {
+	t.Helper()
+	if err := emu.RegisterSecretApp(tenantA, miID, "reader-secret"); err != nil {
+		t.Fatal(err)
+	}
+	emu.GrantVaultAccess(tenantA, miID)
+	c, err := azidentity.NewClientSecretCredential(tenantA, miID, "reader-secret", &azidentity.ClientSecretCredentialOptions{ClientOptions: emu.ClientOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

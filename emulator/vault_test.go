@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
@@ -28,20 +27,6 @@ import (
 	"github.com/azcredkit/azcredkit/emulator"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
-
-// vaultReader registers an app with vault access and returns its azidentity credential.
-func vaultReader(t *testing.T, emu *emulator.Emulator) *azidentity.ClientSecretCredential {
-	t.Helper()
-	if err := emu.RegisterSecretApp(tenantA, miID, "reader-secret"); err != nil {
-		t.Fatal(err)
-	}
-	emu.GrantVaultAccess(tenantA, miID)
-	c, err := azidentity.NewClientSecretCredential(tenantA, miID, "reader-secret", &azidentity.ClientSecretCredentialOptions{ClientOptions: emu.ClientOptions()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // The real Azure SDK clients for Key Vault against the emulated vault.
 func TestAzureSDKKeyVaultClients(t *testing.T) {

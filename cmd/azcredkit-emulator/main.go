@@ -289,7 +289,11 @@ func (c *Config) addFlags(secretApps, certApps, vaultAccess, identities, importC
 	parts := func(flagName, v string, min, max int) ([]string, error) {
 		p := strings.SplitN(v, ",", max)
 		if len(p) < min {
-			return nil, fmt.Errorf("-%s %q: want %d to %d comma-separated values (see -h)", flagName, v, min, max)
+			shown := fmt.Sprintf(" %q", v)
+			if flagName == "secret-app" {
+				shown = "" // it may hold a secret
+			}
+			return nil, fmt.Errorf("-%s%s: want %d to %d comma-separated values (see -h)", flagName, shown, min, max)
 		}
 		for i := range p {
 			p[i] = strings.TrimSpace(p[i])

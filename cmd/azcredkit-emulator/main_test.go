@@ -253,7 +253,7 @@ func TestCommand(t *testing.T) {
 
 	t.Run("bad input exits 2 with a message", func(t *testing.T) {
 		for _, args := range [][]string{
-			{"-secret-app", "only,two"},
+			{"-secret-app", "tenant,a-secret-in-the-wrong-place"},
 			{"-config", filepath.Join(t.TempDir(), "missing.json")},
 			{"-create-cert", "x,exportable-please"},
 			{"-cert-app", "t,c,vault:missing"},
@@ -266,6 +266,9 @@ func TestCommand(t *testing.T) {
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), "azcredkit-emulator") {
 				t.Errorf("%q: %v, stderr %q", args, err, stderr.String())
+			}
+			if strings.Contains(stderr.String(), "a-secret-in-the-wrong-place") {
+				t.Errorf("%q: the error shows the secret: %q", args, stderr.String())
 			}
 		}
 	})

@@ -11,9 +11,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/azcredkit/azcredkit/credential"
+	"github.com/azcredkit/azcredkit/emulator"
 	"github.com/azcredkit/azcredkit/internal/azurite"
-	"github.com/azcredkit/azcredkit/internal/emulator"
-	"github.com/azcredkit/azcredkit/internal/testcerts"
 )
 
 const storageAppID = "5b1a3e9c-0000-4000-8000-0000000000a5"
@@ -39,19 +38,22 @@ func stepAzurite(ctx context.Context, w *world) error {
 	if err != nil {
 		return err
 	}
-	app := w.entra.RegisterApp(tenantA, storageAppID)
-	key := testcerts.RSA(2048, 5)
-	chain := testcerts.Chain(key, "tour-storage")
-	w.vault.ImportCertificate("storage-writer", chain, key, emulator.CertificateOptions{NonExportable: true, HSM: true})
-	app.AddCertificate(chain[0])
-	o := &credential.HSMSignedAssertionCredentialOptions{Vault: vaultOptions(w)}
-	o.ClientOptions = w.entra.ClientOptions()
-	o.DisableInstanceDiscovery = true
-	cred, err := credential.NewHSMSignedAssertionCredential(tenantA, storageAppID, w.vault.URL()+"/certificates/storage-writer", mi, o)
+	vc, err := w.emu.CreateCertificate("storage-writer", &emulator.CertificateOptions{HSM: true})
 	if err != nil {
 		return err
 	}
-	client, err := azblob.NewClient(srv.BlobURL, cred, &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: emulator.HTTPClient()}})
+	if err := w.emu.RegisterApp(tenantA, storageAppID, vc.Certificate); err != nil {
+		return err
+	}
+	o := &credential.HSMSignedAssertionCredentialOptions{Vault: w.emu.KeyVaultClientOptions()}
+	o.ClientOptions = w.emu.ClientOptions()
+	cred, err := credential.NewHSMSignedAssertionCredential(tenantA, storageAppID, vc.URL, mi, o)
+	if err != nil {
+		return err
+	}
+	// Azurite's TLS certificate is signed by the emulators' CA (one per process; internal/azurite
+	// writes it), so the emulator's HTTP client trusts it too.
+	client, err := azblob.NewClient(srv.BlobURL, cred, &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: w.emu.HTTPClient()}})
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,6 @@
 // Command tour shows every azcredkit credential at work against embedded, in-process emulators
-// of Microsoft Entra ID and Azure Key Vault (HTTPS on 127.0.0.1): no Azure account needed.
+// of Microsoft Entra ID, Azure Key Vault and a managed identity endpoint (package emulator, HTTPS on
+// 127.0.0.1), used as a service's tests would use them: no Azure account needed.
 //
 //	go run ./examples/tour
 //
@@ -16,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/azcredkit/azcredkit/internal/emulator"
+	"github.com/azcredkit/azcredkit/emulator"
 )
 
 const (
@@ -28,8 +29,7 @@ const (
 
 // world holds the emulators shared by the steps.
 type world struct {
-	entra *emulator.Entra
-	vault *emulator.Vault
+	emu *emulator.Emulator
 }
 
 type step struct {
@@ -44,14 +44,30 @@ func main() {
 func run() int {
 	fmt.Println("azcredkit tour: every credential against local emulators of Microsoft Entra ID and Key Vault")
 	fmt.Println()
-	w := &world{entra: emulator.NewEntra()}
-	defer w.entra.Close()
-	w.entra.AddTenant(tenantA)
-	w.entra.AddTenant(tenantB)
-	w.vault = emulator.NewVault(w.entra, emulator.VaultOptions{Tenant: tenantA})
-	defer w.vault.Close()
-	fmt.Printf("Entra ID emulator: %s (tenant A %s, tenant B %s)\n", w.entra.AuthorityHost(), tenantA, tenantB)
-	fmt.Printf("Key Vault emulator: %s (tenant A)\n\n", w.vault.URL())
+	emu, err := emulator.Start(&emulator.Options{VaultTenant: tenantA})
+	if err != nil {
+		fmt.Printf("starting the emulators: %v\n", err)
+		return 1
+	}
+	defer emu.Close()
+	w := &world{emu: emu}
+	// The workload's managed identity in tenant A, served by the emulator's App Service managed
+	// identity endpoint: azidentity.ManagedIdentityCredential reads IDENTITY_ENDPOINT and
+	// IDENTITY_HEADER, as on App Service.
+	if err := emu.AddManagedIdentity(tenantA, miClientID, nil); err != nil {
+		fmt.Printf("adding the managed identity: %v\n", err)
+		return 1
+	}
+	emu.GrantVaultAccess(tenantA, miClientID)
+	for k, v := range emu.ManagedIdentityEnv() {
+		if err := os.Setenv(k, v); err != nil {
+			fmt.Printf("setting %s: %v\n", k, err)
+			return 1
+		}
+	}
+	fmt.Printf("Entra ID emulator: %s (tenant A %s, tenant B %s)\n", emu.AuthorityHost(), tenantA, tenantB)
+	fmt.Printf("Key Vault emulator: %s (tenant A)\n", emu.VaultURL())
+	fmt.Printf("Managed identity endpoint: %s (identity %s of tenant A)\n\n", emu.ManagedIdentityEnv()["IDENTITY_ENDPOINT"], miClientID)
 
 	steps := []step{
 		{"SignedAssertionCredential: a certificate and key on disk, no client secret", stepSignedAssertion},
@@ -111,7 +127,7 @@ func concurrently(n int, fn func() error) error {
 
 // describe prints the claims of an access token that a person checking access cares about.
 func describe(w *world, token string, expiresOn time.Time) error {
-	claims, err := w.entra.Verify(token)
+	claims, err := w.emu.VerifyToken(token)
 	if err != nil {
 		return fmt.Errorf("the emulator did not verify the token: %w", err)
 	}

@@ -12,8 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/azcredkit/azcredkit/credential"
-	"github.com/azcredkit/azcredkit/internal/emulator"
-	"github.com/azcredkit/azcredkit/internal/testcerts"
+	"github.com/azcredkit/azcredkit/emulator"
 	"github.com/azcredkit/azcredkit/obo"
 )
 
@@ -25,26 +24,27 @@ func stepOBO(ctx context.Context, w *world) error {
 		return err
 	}
 	// The web app authenticates itself with its certificate from Key Vault: no client secret.
-	web := w.entra.RegisterApp(tenantA, webAppID)
-	key := testcerts.RSA(2048, 4)
-	chain := testcerts.Chain(key, "tour-webapp")
-	w.vault.ImportCertificate("webapp", chain, key, emulator.CertificateOptions{ContentType: emulator.ContentTypePEM})
-	web.AddCertificate(chain[0])
-	o := &credential.KeyVaultCertCredentialOptions{Vault: vaultOptions(w)}
-	o.ClientOptions = w.entra.ClientOptions()
-	o.DisableInstanceDiscovery = true
-	appCred, err := credential.NewKeyVaultCertCredential(tenantA, webAppID, w.vault.URL()+"/certificates/webapp", mi, o)
+	vc, err := w.emu.CreateCertificate("webapp", &emulator.CertificateOptions{PEM: true})
+	if err != nil {
+		return err
+	}
+	if err := w.emu.RegisterApp(tenantA, webAppID, vc.Certificate); err != nil {
+		return err
+	}
+	o := &credential.KeyVaultCertCredentialOptions{Vault: w.emu.KeyVaultClientOptions()}
+	o.ClientOptions = w.emu.ClientOptions()
+	appCred, err := credential.NewKeyVaultCertCredential(tenantA, webAppID, vc.URL, mi, o)
 	if err != nil {
 		return err
 	}
 	app, err := obo.NewAppWithAssertion(tenantA, webAppID, appCred, &obo.AppOptions{
-		ClientOptions: w.entra.ClientOptions(), DisableInstanceDiscovery: true,
+		ClientOptions:        w.emu.ClientOptions(),
 		TrustEasyAuthHeaders: true, // the tour plays App Service's part and sets the X-MS-* headers itself
 	})
 	if err != nil {
 		return err
 	}
-	w.entra.RequireMFA("https://vault.azure.net")
+	w.emu.RequireMFA("https://vault.azure.net")
 
 	// The web app: /blobs calls Storage as the user, /secrets calls Key Vault (MFA required).
 	handler := func(scope string) http.Handler {
@@ -60,7 +60,7 @@ func stepOBO(ctx context.Context, w *world) error {
 				http.Error(rw, err.Error(), http.StatusBadGateway)
 				return
 			}
-			claims, err := w.entra.Verify(tok.Token)
+			claims, err := w.emu.VerifyToken(tok.Token)
 			if err != nil {
 				http.Error(rw, err.Error(), http.StatusInternalServerError)
 				return
@@ -77,9 +77,8 @@ func stepOBO(ctx context.Context, w *world) error {
 	users := []string{"alice", "bob", "carol"}
 	toks := map[string]string{}
 	for i, name := range users {
-		oid := fmt.Sprintf("0000000%d-0000-4000-8000-00000000aaaa", i+1)
-		w.entra.AddUser(tenantA, emulator.User{OID: oid, Name: name, UPN: name + "@contoso.example"})
-		toks[name] = w.entra.UserToken(tenantA, oid, webAppID, emulator.UserTokenOptions{MFA: name != "bob"})
+		user := emulator.User{ObjectID: fmt.Sprintf("0000000%d-0000-4000-8000-00000000aaaa", i+1), UserPrincipalName: name + "@contoso.example", MFA: name != "bob"}
+		toks[name] = w.emu.UserToken(tenantA, "api://"+webAppID, user, time.Hour)
 	}
 	get := func(path, tok string) (int, string, http.Header, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
@@ -94,7 +93,7 @@ func stepOBO(ctx context.Context, w *world) error {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), resp.Header, nil
 	}
-	w.entra.ResetCounts()
+	w.emu.ResetCounts()
 	start := time.Now()
 	for round := range 5 {
 		for _, name := range users {
@@ -111,8 +110,8 @@ func stepOBO(ctx context.Context, w *world) error {
 		}
 	}
 	fmt.Printf("   15 requests (3 users x 5) in %v: %d On-Behalf-Of exchanges (one per user, then the per-user cache)\n",
-		time.Since(start).Round(time.Millisecond), w.entra.Count("token:obo"))
-	if n := w.entra.Count("token:obo"); n != 3 {
+		time.Since(start).Round(time.Millisecond), w.emu.Counts().OBOExchanges)
+	if n := w.emu.Counts().OBOExchanges; n != 3 {
 		return fmt.Errorf("expected 3 OBO exchanges, Entra saw %d", n)
 	}
 

@@ -10,26 +10,30 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/credential"
-	"github.com/azcredkit/azcredkit/internal/testcerts"
+	"github.com/azcredkit/azcredkit/emulator"
 )
 
 func stepSignedAssertion(ctx context.Context, w *world) error {
-	key := testcerts.RSA(2048, 0)
-	cert := testcerts.Cert(key, testcerts.Options{CommonName: "tour-ci-deployer"})
-	app := w.entra.RegisterApp(tenantA, appID)
-	app.AddCertificate(cert)
-	fmt.Printf("   registered app %s in tenant %s with certificate %s (thumbprint %s)\n", appID, tenantA, cert.Subject.CommonName, assertion.Thumbprint(cert))
+	cert, err := emulator.NewTestCertificate("tour-ci-deployer")
+	if err != nil {
+		return err
+	}
+	if err := w.emu.RegisterApp(tenantA, appID, cert.Certificate); err != nil {
+		return err
+	}
+	fmt.Printf("   registered app %s in tenant %s with certificate %s (thumbprint %s)\n", appID, tenantA, cert.Certificate.Subject.CommonName, assertion.Thumbprint(cert.Certificate))
 
-	signer, err := assertion.NewLocalSigner(key, assertion.PS256)
+	signer, err := assertion.NewLocalSigner(cert.Key, assertion.PS256)
 	if err != nil {
 		return err
 	}
-	o := &credential.SignedAssertionCredentialOptions{ClientOptions: w.entra.ClientOptions(), DisableInstanceDiscovery: true}
-	cred, err := credential.NewSignedAssertionCredential(tenantA, appID, []*x509.Certificate{cert}, signer, o)
+	// Instance discovery stays on: the emulator's ClientOptions answer it.
+	o := &credential.SignedAssertionCredentialOptions{ClientOptions: w.emu.ClientOptions()}
+	cred, err := credential.NewSignedAssertionCredential(tenantA, appID, []*x509.Certificate{cert.Certificate}, signer, o)
 	if err != nil {
 		return err
 	}
-	w.entra.ResetCounts()
+	w.emu.ResetCounts()
 	start := time.Now()
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{vaultRes}})
 	if err != nil {
@@ -48,8 +52,9 @@ func stepSignedAssertion(ctx context.Context, w *world) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Printf("   1,000 concurrent GetToken calls in %v; token requests to Entra so far: %d\n", time.Since(start).Round(time.Microsecond), w.entra.Count("token"))
-	if n := w.entra.Count("token"); n != 1 {
+	n := w.emu.Counts().TokenRequests
+	fmt.Printf("   1,000 concurrent GetToken calls in %v; token requests to Entra so far: %d\n", time.Since(start).Round(time.Microsecond), n)
+	if n != 1 {
 		return fmt.Errorf("expected 1 token request, Entra saw %d", n)
 	}
 	return nil

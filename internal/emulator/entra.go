@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -105,7 +106,10 @@ const userClientApp = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 var entraCount atomic.Uint64
 
 // NewEntra starts an Entra emulator on https://127.0.0.1:PORT/ with no tenants.
-func NewEntra() *Entra {
+func NewEntra() *Entra { return NewEntraOn(nil) }
+
+// NewEntraOn is [NewEntra] serving on ln (a 127.0.0.1 listener; nil picks a port).
+func NewEntraOn(ln net.Listener) *Entra {
 	n := entraCount.Add(1)
 	key := testcerts.RSA(2048, int(n%testcerts.Keys2048))
 	cert := testcerts.Cert(key, testcerts.Options{CommonName: "azcredkit emulator token signing"})
@@ -119,7 +123,7 @@ func NewEntra() *Entra {
 		lifetime: time.Hour,
 		mfa:      map[string]bool{},
 	}
-	e.srv = newServer(http.HandlerFunc(e.serveHTTP))
+	e.srv = newServerOn(ln, http.HandlerFunc(e.serveHTTP))
 	registerEntraHost(e.srv.host, true)
 	return e
 }

@@ -32,12 +32,17 @@ type server struct {
 	counts  map[string]int64
 }
 
-// newServer starts serving h over HTTPS (HTTP/1.1) on 127.0.0.1 with a system-picked port.
-func newServer(h http.Handler) *server {
+// newServerOn starts serving h over HTTPS (HTTP/1.1) on ln, a 127.0.0.1 listener, or on
+// 127.0.0.1 with a system-picked port when ln is nil. It panics when ln is not on loopback.
+func newServerOn(ln net.Listener, h http.Handler) *server {
 	initCA()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic("emulator: listening on 127.0.0.1: " + err.Error())
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			panic("emulator: listening on 127.0.0.1: " + err.Error())
+		}
+	} else if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		panic("emulator: the listener is not on loopback: " + ln.Addr().String())
 	}
 	s := &server{
 		ln:     ln,

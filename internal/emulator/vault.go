@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -154,7 +155,10 @@ type keyVersion struct {
 
 // NewVault starts a Key Vault (or, with opts.ManagedHSM, a Managed HSM) emulator on
 // https://127.0.0.1:PORT that accepts tokens issued by e for opts.Tenant.
-func NewVault(e *Entra, opts VaultOptions) *Vault {
+func NewVault(e *Entra, opts VaultOptions) *Vault { return NewVaultOn(e, opts, nil) }
+
+// NewVaultOn is [NewVault] serving on ln (a 127.0.0.1 listener; nil picks a port).
+func NewVaultOn(e *Entra, opts VaultOptions, ln net.Listener) *Vault {
 	v := &Vault{
 		e:       e,
 		tenant:  opts.Tenant,
@@ -164,7 +168,7 @@ func NewVault(e *Entra, opts VaultOptions) *Vault {
 		deny:    map[string]map[string]bool{},
 		hsm:     opts.ManagedHSM,
 	}
-	v.srv = newServer(http.HandlerFunc(v.serveHTTP))
+	v.srv = newServerOn(ln, http.HandlerFunc(v.serveHTTP))
 	return v
 }
 

@@ -177,9 +177,10 @@ func (v *Vault) authenticate(w http.ResponseWriter, r *http.Request) (jwt.MapCla
 		v.challenge(w, true, "AKV10022: Invalid audience. Expected "+res+", found: "+aud+".")
 		return nil, false
 	}
-	if tid, _ := claims["tid"].(string); !strings.EqualFold(tid, v.tenant) {
+	tenant := v.tenantID()
+	if tid, _ := claims["tid"].(string); tenant == "" || !strings.EqualFold(tid, tenant) {
 		iss, _ := claims["iss"].(string)
-		v.challenge(w, true, "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/"+v.tenant+"/, found "+iss+".")
+		v.challenge(w, true, "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/"+tenant+"/, found "+iss+".")
 		return nil, false
 	}
 	return claims, true
@@ -188,7 +189,7 @@ func (v *Vault) authenticate(w http.ResponseWriter, r *http.Request) (jwt.MapCla
 // challenge answers 401 with Key Vault's WWW-Authenticate challenge.
 func (v *Vault) challenge(w http.ResponseWriter, invalidToken bool, msg string) {
 	v.srv.count("challenge")
-	c := `Bearer authorization="` + strings.TrimSuffix(v.e.AuthorityHost(), "/") + "/" + v.tenant + `", resource="` + v.resource() + `"`
+	c := `Bearer authorization="` + strings.TrimSuffix(v.e.AuthorityHost(), "/") + "/" + v.tenantID() + `", resource="` + v.resource() + `"`
 	if invalidToken {
 		c += `, error="invalid_token"`
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/credential"
 	"github.com/azcredkit/azcredkit/emulator"
-	"github.com/azcredkit/azcredkit/internal/azurite"
+	"github.com/azcredkit/azcredkit/examples/internal/azurite"
 )
 
 const storageAppID = "5b1a3e9c-0000-4000-8000-0000000000a5"
@@ -51,7 +51,7 @@ func stepAzurite(ctx context.Context, w *world) error {
 	if err != nil {
 		return err
 	}
-	// Azurite's TLS certificate is signed by the emulators' CA (one per process; internal/azurite
+	// Azurite's TLS certificate is signed by the emulators' CA (one per process; examples/internal/azurite
 	// writes it), so the emulator's HTTP client trusts it too.
 	client, err := azblob.NewClient(srv.BlobURL, cred, &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: w.emu.HTTPClient()}})
 	if err != nil {

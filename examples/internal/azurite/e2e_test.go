@@ -22,7 +22,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/credential"
-	"github.com/azcredkit/azcredkit/internal/azurite"
+	"github.com/azcredkit/azcredkit/examples/internal/azurite"
 	"github.com/azcredkit/azcredkit/internal/emulator"
 	"github.com/azcredkit/azcredkit/internal/testcerts"
 	"github.com/azcredkit/azcredkit/internal/testguard"

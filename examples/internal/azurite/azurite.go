@@ -9,9 +9,10 @@
 // 127.0.0.1 with ports picked by the system (--blobPort 0 and so on: Azurite prints the ports it
 // got, and Run reads them from its output).
 //
-// Install it from the module root with
+// [Start] installs it on first use with npm into the user cache directory ([InstallDir]), or
+// install it from the repository root with
 //
-//	npm ci --no-audit --no-fund --prefix internal/azurite
+//	go run ./examples/internal/azurite/install
 //
 // [Start] skips the test when Azurite or Node.js is missing, or fails it when the environment
 // variable AZCREDKIT_REQUIRE_AZURITE is 1 (CI sets it).
@@ -38,9 +39,6 @@ import (
 // Account is the storage account Azurite serves by default; with an IP address as host the
 // account is the first path segment of every URL.
 const Account = "devstoreaccount1"
-
-// InstallCommand installs the pinned Azurite (run from the module root).
-const InstallCommand = "npm ci --no-audit --no-fund --prefix internal/azurite"
 
 // ErrNotInstalled means Node.js or Azurite cannot be found; the error wrapping it says what is
 // missing and how to install it.
@@ -250,27 +248,14 @@ func binaryName() string {
 	return "azurite"
 }
 
-// findBinary looks for Azurite in internal/azurite/node_modules/.bin (found from this source
-// file, or from the working directory and its parents), then on PATH.
+// findBinary looks for Azurite in InstallDir()/node_modules/.bin, then on PATH.
 func findBinary() (string, error) {
 	if _, err := exec.LookPath("node"); err != nil {
 		return "", fmt.Errorf("%w: Node.js (node) is not on PATH; install Node.js 20 or newer, then run %q", ErrNotInstalled, InstallCommand)
 	}
-	rel := filepath.Join("node_modules", ".bin", binaryName())
-	var dirs []string
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		dirs = append(dirs, filepath.Dir(file))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			dirs = append(dirs, d, filepath.Join(d, "internal", "azurite"))
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, rel)
+	dir, err := InstallDir()
+	if err == nil {
+		p := filepath.Join(dir, "node_modules", ".bin", binaryName())
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p, nil
 		}
@@ -278,7 +263,7 @@ func findBinary() (string, error) {
 	if p, err := exec.LookPath(binaryName()); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: no node_modules/.bin/%s in internal/azurite and no %s on PATH; run %q from the module root", ErrNotInstalled, binaryName(), binaryName(), InstallCommand)
+	return "", fmt.Errorf("%w: no node_modules/.bin/%s in %s and no %s on PATH; run %q from the repository root", ErrNotInstalled, binaryName(), dir, binaryName(), InstallCommand)
 }
 
 // listening matches the line Azurite prints once a service listens, in the wording of the

@@ -299,3 +299,46 @@ func TestKeyVaultCertCredentialConcurrentRejectionsAfterRotation(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int64(1), k.vault.Count("secrets/get"), "one vault read for both rejections")
 }
+
+// The rejection handler that consumers of the credential's assertions call (obo does).
+func TestKeyVaultCertCredentialAssertionRejected(t *testing.T) {
+	ctx := context.Background()
+	k := newKVEnv(t)
+	key1, key2 := testcerts.RSA(2048, 4), testcerts.RSA(2048, 5)
+	v1 := k.importCert("app-cert", testcerts.Chain(key1, "r1"), key1, emulator.CertificateOptions{})
+	c, err := credential.NewKeyVaultCertCredential(tenantA, clientID, k.certURL("app-cert"), k.miCred, k.kvOptions())
+	require.NoError(t, err)
+	var h assertion.RejectionHandler = c
+	aud := k.entra.TokenEndpoint(tenantA)
+	a1, err := c.Assertion(ctx, aud)
+	require.NoError(t, err)
+	rejection := errors.New("AADSTS700027")
+
+	k.importCert("app-cert", testcerts.Chain(key2, "r2"), key2, emulator.CertificateOptions{})
+	k.vault.ResetCounts()
+	retry, err := h.AssertionRejected(ctx, a1, rejection)
+	require.NoError(t, err)
+	require.True(t, retry, "the vault holds a new certificate")
+	require.Equal(t, int64(1), k.vault.Count("secrets/get"))
+	a2, err := c.Assertion(ctx, aud)
+	require.NoError(t, err)
+	require.NotEqual(t, strings.Split(a1, ".")[0], strings.Split(a2, ".")[0], "the new certificate's header")
+
+	retry, err = h.AssertionRejected(ctx, a1, rejection)
+	require.NoError(t, err)
+	require.True(t, retry, "an assertion of the old version: retry at once")
+	retry, err = h.AssertionRejected(ctx, a2, rejection)
+	require.NoError(t, err)
+	require.False(t, retry, "the current certificate, read less than 10 s ago: nothing new")
+	require.Equal(t, int64(1), k.vault.Count("secrets/get"), "neither read the vault")
+
+	pinned, err := credential.NewKeyVaultCertCredential(tenantA, clientID, k.certURL("app-cert")+"/"+v1, k.miCred, k.kvOptions())
+	require.NoError(t, err)
+	p1, err := pinned.Assertion(ctx, aud)
+	require.NoError(t, err)
+	k.vault.ResetCounts()
+	retry, err = pinned.AssertionRejected(ctx, p1, rejection)
+	require.NoError(t, err)
+	require.False(t, retry, "a pinned version never changes")
+	require.Zero(t, k.vault.Count("secrets/get"))
+}

@@ -234,7 +234,7 @@ func hint(e *Error) string {
 	switch e.AADSTS {
 	case 700027:
 		if e.Thumbprint != "" {
-			return "the client assertion was signed with the certificate whose thumbprint is " + e.Thumbprint + ": register that certificate (its public part) on app registration " + e.ClientID + " (Certificates & secrets), check that it matches its private key and has not expired; after a rotation, register the new certificate"
+			return "register this certificate, thumbprint " + e.Thumbprint + " (the one that signed the client assertion), on app registration " + e.ClientID + " (Certificates & secrets: its public part), check that it matches its private key and has not expired; after a rotation, register the new certificate"
 		}
 		return "register this certificate (its public part) on app registration " + e.ClientID + " (Certificates & secrets), check that the certificate matches its private key, and that it has not expired; after a rotation, register the new certificate"
 	case 700024:

@@ -126,7 +126,6 @@ func TestSlotPanicInBackgroundRefreshKeepsToken(t *testing.T) {
 // perCallerErr counts its copies.
 type perCallerErr struct {
 	copies *sync.Map
-	id     int
 }
 
 func (e *perCallerErr) Error() string { return "shared failure" }

@@ -106,3 +106,53 @@ func TestSeconds(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckTokenResponse feeds the 200-answer check any body, as a gateway may deliver it.
+// Properties: no panic; an error never repeats the access token; an accepted body is a JSON
+// object that still holds the same access token and an expires_in MSAL can read.
+func FuzzCheckTokenResponse(f *testing.F) {
+	f.Add(`{"token_type":"Bearer","expires_in":3599,"access_token":"` + accessToken + `"}`)
+	f.Add(`{"token_type":"Bearer","expires_in":"3599.0","ext_expires_in":3599.0,"refresh_in":"x","access_token":"` + accessToken + `"}`)
+	f.Add(`{"access_token":"` + accessToken + `"}`)
+	f.Add(`<html>` + accessToken + `</html>`)
+	f.Fuzz(func(t *testing.T, body string) {
+		resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}
+		err := checkTokenResponse(resp)
+		var in struct {
+			AccessToken any `json:"access_token"`
+		}
+		_ = json.Unmarshal([]byte(body), &in)
+		if err != nil {
+			if s, ok := in.AccessToken.(string); ok && len(s) > 8 && strings.Contains(err.Error(), s) {
+				t.Fatalf("the error repeats the access token: %v", err)
+			}
+			return
+		}
+		data, rerr := io.ReadAll(resp.Body)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(data, &out); err != nil {
+			t.Fatalf("accepted body is not a JSON object: %v", err)
+		}
+		var got struct {
+			AccessToken any `json:"access_token"`
+		}
+		_ = json.Unmarshal(data, &got)
+		if !equalJSON(in.AccessToken, got.AccessToken) {
+			t.Fatalf("access_token changed: %v -> %v", in.AccessToken, got.AccessToken)
+		}
+		if raw, ok := out["expires_in"]; ok {
+			if _, canonical, ok := seconds(raw); !ok || !canonical {
+				t.Fatalf("expires_in %s left for MSAL to choke on", raw)
+			}
+		}
+	})
+}
+
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}

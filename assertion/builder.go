@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/internal/safetext"
 )
 
@@ -23,6 +24,30 @@ import (
 type Provider interface {
 	Assertion(ctx context.Context, audience string) (string, error)
 }
+
+// RejectionHandler is implemented by a Provider that can recover when Microsoft Entra ID rejects
+// one of its assertions because of the certificate (AADSTS700027, 700024, 7000214, 1000502,
+// 7000274, 7000277): typically a Provider whose certificate rotates, such as
+// credential.KeyVaultCertCredential and credential.HSMSignedAssertionCredential, which reload it.
+//
+// Every consumer of a Provider in azcredkit (the credentials of package credential and
+// obo.NewAppWithAssertion) calls AssertionRejected once per rejected token request, and when it
+// returns retry true sends that request once more with a new assertion from the Provider. Wrap a
+// Provider in your own type and it is no longer called: implement RejectionHandler there too.
+type RejectionHandler interface {
+	// AssertionRejected is told that Entra rejected assertion, one that this Provider returned,
+	// with rejection (errors.As finds an *azidentity.AuthenticationFailedError in it). It returns
+	// retry true when a new assertion from the Provider may be accepted (for example one signed
+	// with a newer certificate). It must honour ctx, be safe for concurrent use, and bound its
+	// own cost: a certificate that is never accepted makes every token request a rejection.
+	AssertionRejected(ctx context.Context, assertion string, rejection error) (retry bool, err error)
+}
+
+// ErrPanic is wrapped by the error that a panic in a Signer, a Provider or another callback
+// becomes (errors.Is(err, assertion.ErrPanic)): azcredkit recovers it, returns the error to every
+// caller that waited for the result, and logs it with its stack. The message names the panic
+// value's type and, for a string or an error, the first 120 bytes of its text.
+var ErrPanic = panics.ErrPanic
 
 // Lifetime bounds of a client assertion.
 const (
@@ -65,8 +90,17 @@ type Builder struct {
 }
 
 type signed struct {
-	jwt        string
-	reuseUntil time.Time
+	jwt string
+	// reuseUntil ends the reuse on the monotonic clock (when the Builder's clock has one);
+	// reuseUntilWall on the wall clock (Unix nanoseconds), which goes on while the machine
+	// sleeps, when the monotonic clock stops but the assertion's exp draws nearer.
+	reuseUntil     time.Time
+	reuseUntilWall int64
+}
+
+// reusable reports whether s may be handed out at now.
+func (s signed) reusable(now time.Time) bool {
+	return now.Before(s.reuseUntil) && now.UnixNano() < s.reuseUntilWall
 }
 
 // NewBuilder builds RFC 7523 assertions for clientID (iss and sub), identified by chain[0]
@@ -78,7 +112,13 @@ type signed struct {
 // than PS256/RS256 (ErrUnsupportedAlgorithm), a lifetime outside 1 min..1 h, a certificate
 // outside its validity period (ErrCertificateExpired) and, for signers that expose their public
 // key (PublicKeyer), a key that does not match chain[0] (ErrKeyMismatch).
-func NewBuilder(clientID string, chain []*x509.Certificate, signer Signer, options *BuilderOptions) (*Builder, error) {
+func NewBuilder(clientID string, chain []*x509.Certificate, signer Signer, options *BuilderOptions) (_ *Builder, err error) {
+	// Algorithm and Public are the Signer's code.
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("assertion: NewBuilder: %w", panics.New("the assertion.Signer "+panics.TypeName(signer), v))
+		}
+	}()
 	var o BuilderOptions
 	if options != nil {
 		o = *options
@@ -181,10 +221,11 @@ func (b *Builder) Assertion(ctx context.Context, audience string) (string, error
 	b.mu.RLock()
 	s, ok := b.byAud[audience]
 	b.mu.RUnlock()
-	if ok && b.now().Before(s.reuseUntil) {
+	if ok && s.reusable(b.now()) {
 		return s.jwt, nil
 	}
-	ch := b.flight.DoChan(audience, func() (any, error) {
+	ch := b.flight.DoChan(audience, func() (v any, err error) {
+		defer panics.Recover("assertion.Builder", &err)
 		// The signature is shared: don't let the first caller's cancellation fail the others.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
@@ -206,7 +247,7 @@ func (b *Builder) sign(ctx context.Context, audience string) (string, error) {
 	s, ok := b.byAud[audience]
 	b.mu.RUnlock()
 	now := b.now()
-	if ok && now.Before(s.reuseUntil) { // signed by a flight that just ended
+	if ok && s.reusable(now) { // signed by a flight that just ended
 		return s.jwt, nil
 	}
 	jti, err := newJTI()
@@ -223,7 +264,7 @@ func (b *Builder) sign(ctx context.Context, audience string) (string, error) {
 	}
 	input := b.header + "." + b64url(cj)
 	digest := sha256.Sum256([]byte(input))
-	sig, err := b.signer.Sign(ctx, digest[:])
+	sig, err := b.callSigner(ctx, digest[:])
 	if err != nil {
 		return "", fmt.Errorf("assertion: signing the client assertion for client %s with certificate %s: %w", b.clientID, Thumbprint(b.chain[0]), err)
 	}
@@ -232,9 +273,24 @@ func (b *Builder) sign(ctx context.Context, audience string) (string, error) {
 	if len(b.byAud) > 64 { // audiences are token endpoints: a handful per process
 		clear(b.byAud)
 	}
-	b.byAud[audience] = signed{jwt: jwt, reuseUntil: now.Add(b.lifetime / 2)}
+	until := now.Add(b.lifetime / 2)
+	b.byAud[audience] = signed{jwt: jwt, reuseUntil: until, reuseUntilWall: until.UnixNano()}
 	b.mu.Unlock()
 	return jwt, nil
+}
+
+// callSigner calls the Signer, turning a panic into an error.
+func (b *Builder) callSigner(ctx context.Context, digest []byte) (sig []byte, err error) {
+	defer panics.Recover("the assertion.Signer "+panics.TypeName(b.signer), &err)
+	return b.signer.Sign(ctx, digest)
+}
+
+// Owns reports whether assertion was built for this Builder's certificate: whether its JWS header
+// is the one this Builder writes (the same certificate, algorithm and chain). It does not verify
+// the signature. A Provider that rotates certificates uses it to tell which certificate an
+// assertion that Entra rejected was signed with (see RejectionHandler).
+func (b *Builder) Owns(assertion string) bool {
+	return len(assertion) > len(b.header) && assertion[len(b.header)] == '.' && assertion[:len(b.header)] == b.header
 }
 
 type header struct {

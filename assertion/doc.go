@@ -22,9 +22,17 @@
 // remains, and concurrent callers share one signature: with a Key Vault or HSM signer, every
 // signature is a billed and throttled operation.
 //
+// # Rotation
+//
+// A Provider whose certificate rotates may implement RejectionHandler: the credentials of package
+// credential and obo.NewAppWithAssertion tell it when Entra rejects one of its assertions because
+// of the certificate, and send the request once more when it has a new one. Builder.Owns tells
+// which certificate an assertion was built for.
+//
 // # Errors
 //
 // Bad input is refused with errors wrapping ErrUnsupportedKey, ErrUnsupportedAlgorithm,
 // ErrKeyMismatch, ErrCertificateExpired or ErrInvalidOptions, whose messages name the
-// certificate (subject and thumbprint) and what to do.
+// certificate (subject and thumbprint) and what to do. A panic in a Signer becomes an error wrapping
+// ErrPanic for every caller waiting on that signature.
 package assertion

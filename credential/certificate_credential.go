@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
 
@@ -19,8 +20,12 @@ const credNameCertificate = "CertificateCredential"
 //	cred, err := credential.NewCertificateCredential(tenantID, clientID, data, "", nil)
 //
 // Errors wrap keyvault's sentinels (ErrWrongPassword, ErrKeyMismatch, ErrUnsupportedKey,
-// ErrCertificateExpired, ErrNotExportable for a file without a key...).
+// ErrCertificateExpired, ErrNotExportable for a file without a key...). Its errors, from the
+// constructor and from GetToken, and its log records name it "CertificateCredential".
 func NewCertificateCredential(tenantID, clientID string, certData []byte, password string, options *SignedAssertionCredentialOptions) (*SignedAssertionCredential, error) {
+	if err := entra.CheckIDs(credNameCertificate, tenantID, clientID); err != nil {
+		return nil, optionsError{err}
+	}
 	chain, key, err := keyvault.ParseCertificate(certData, password)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", credNameCertificate, err)
@@ -33,5 +38,5 @@ func NewCertificateCredential(tenantID, clientID string, certData []byte, passwo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", credNameCertificate, err)
 	}
-	return NewSignedAssertionCredential(tenantID, clientID, chain, signer, options)
+	return newSignedAssertionCredential(credNameCertificate, tenantID, clientID, chain, signer, options)
 }

@@ -20,7 +20,18 @@
 // Entra. A token is refreshed in the background, by one caller, when its refresh_in has passed or,
 // without refresh_in, when 5 minutes (or half its lifetime, if shorter) remain; meanwhile callers
 // keep receiving the valid token. A failed refresh keeps the token and is retried after a backoff.
-// A claims challenge (TokenRequestOptions.Claims, as CAE sends) bypasses the cache.
+// A claims challenge (TokenRequestOptions.Claims, as CAE sends) bypasses the cache. Freshness is
+// judged on the monotonic and the wall clock, so a machine that slept does not hand out a token
+// that expired meanwhile.
+//
+// # Certificate rotation
+//
+// KeyVaultCertCredential and HSMSignedAssertionCredential re-read an unpinned certificate once per
+// RotationCheckInterval, and at once when Entra rejects the certificate (AADSTS700027, 700024,
+// 7000214, 1000502, 7000274, 7000277): the rejected request is then sent once more with the new
+// certificate. Concurrent rejections share one vault read. They implement
+// assertion.RejectionHandler, so an obo.App built on them (obo.NewAppWithAssertion) follows the
+// rotation the same way.
 //
 // # Tenants
 //
@@ -30,8 +41,13 @@
 // # Errors
 //
 // A refusal from Microsoft Entra ID is an *AuthenticationError whose message has the AADSTS code,
-// correlation ID and a hint; errors.As also finds *azidentity.AuthenticationFailedError. Errors
-// never contain a token, an assertion or a key.
+// correlation ID and a hint; errors.As also finds *azidentity.AuthenticationFailedError. When Entra
+// cannot be reached, or answers with something that is not a usable token response, errors.As also
+// finds an *azidentity.AuthenticationFailedError (without RawResponse), as with azidentity. Callers
+// that waited for the same request each receive their own error. A panic in a Signer, a vault
+// credential or another callback becomes an error wrapping assertion.ErrPanic for every caller
+// that waited, and is logged with its stack. Errors never contain a token, an assertion, a key or
+// a token response body.
 //
 // # Logging
 //

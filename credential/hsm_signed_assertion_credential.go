@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
 
@@ -47,6 +48,9 @@ type HSMSignedAssertionCredential struct {
 // NewHSMSignedAssertionCredential reads only the public certificate for certificateURL and has Key
 // Vault sign every assertion with the certificate's key (works with non-exportable and HSM keys).
 func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, vaultCredential azcore.TokenCredential, options *HSMSignedAssertionCredentialOptions) (*HSMSignedAssertionCredential, error) {
+	if err := entra.CheckIDs(credNameHSM, tenantID, clientID); err != nil {
+		return nil, optionsError{err}
+	}
 	o := options
 	if o == nil {
 		o = &HSMSignedAssertionCredentialOptions{}
@@ -88,11 +92,10 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 			return newLoaded(cert.Version, b), nil
 		},
 	}
-	tc, err := newTokenClient(credNameHSM, tenantID, clientID, func() assertion.Provider { return p }, &o.SignedAssertionCredentialOptions)
+	tc, err := newTokenClient(credNameHSM, tenantID, clientID, p, &o.SignedAssertionCredentialOptions)
 	if err != nil {
 		return nil, err
 	}
-	tc.reload = p.reloadAfterRejection
 	c.p, c.tc = p, tc
 	return c, nil
 }
@@ -123,7 +126,14 @@ func (c *HSMSignedAssertionCredential) Assertion(ctx context.Context, audience s
 	return c.p.Assertion(ctx, audience)
 }
 
+// AssertionRejected implements assertion.RejectionHandler, as KeyVaultCertCredential's does
+// (with a new certificate version, a new key and key ID).
+func (c *HSMSignedAssertionCredential) AssertionRejected(ctx context.Context, assertion string, rejection error) (bool, error) {
+	return c.p.AssertionRejected(ctx, assertion, rejection)
+}
+
 var (
-	_ azcore.TokenCredential = (*HSMSignedAssertionCredential)(nil)
-	_ assertion.Provider     = (*HSMSignedAssertionCredential)(nil)
+	_ azcore.TokenCredential     = (*HSMSignedAssertionCredential)(nil)
+	_ assertion.Provider         = (*HSMSignedAssertionCredential)(nil)
+	_ assertion.RejectionHandler = (*HSMSignedAssertionCredential)(nil)
 )

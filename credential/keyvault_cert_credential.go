@@ -9,6 +9,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
 
@@ -48,6 +49,9 @@ type KeyVaultCertCredential struct {
 // identity in another tenant), and signs assertions locally. It follows rotation of an unpinned
 // certificate.
 func NewKeyVaultCertCredential(tenantID, clientID, certificateURL string, vaultCredential azcore.TokenCredential, options *KeyVaultCertCredentialOptions) (*KeyVaultCertCredential, error) {
+	if err := entra.CheckIDs(credNameKeyVaultCert, tenantID, clientID); err != nil {
+		return nil, optionsError{err}
+	}
 	o := options
 	if o == nil {
 		o = &KeyVaultCertCredentialOptions{}
@@ -84,11 +88,10 @@ func NewKeyVaultCertCredential(tenantID, clientID, certificateURL string, vaultC
 			return newLoaded(c.Version, b), nil
 		},
 	}
-	tc, err := newTokenClient(credNameKeyVaultCert, tenantID, clientID, func() assertion.Provider { return p }, &o.SignedAssertionCredentialOptions)
+	tc, err := newTokenClient(credNameKeyVaultCert, tenantID, clientID, p, &o.SignedAssertionCredentialOptions)
 	if err != nil {
 		return nil, err
 	}
-	tc.reload = p.reloadAfterRejection
 	return &KeyVaultCertCredential{p: p, tc: tc}, nil
 }
 
@@ -104,7 +107,17 @@ func (c *KeyVaultCertCredential) Assertion(ctx context.Context, audience string)
 	return c.p.Assertion(ctx, audience)
 }
 
+// AssertionRejected implements assertion.RejectionHandler for the consumers of this credential's
+// assertions (obo.NewAppWithAssertion calls it; so does the credential's own GetToken): after Entra
+// rejected an assertion's certificate, it reports retry true at once when the assertion came from
+// an older certificate version than the one in use, and otherwise reads the vault (at most once
+// per 10 seconds) and reports whether a new version is now in use.
+func (c *KeyVaultCertCredential) AssertionRejected(ctx context.Context, assertion string, rejection error) (bool, error) {
+	return c.p.AssertionRejected(ctx, assertion, rejection)
+}
+
 var (
-	_ azcore.TokenCredential = (*KeyVaultCertCredential)(nil)
-	_ assertion.Provider     = (*KeyVaultCertCredential)(nil)
+	_ azcore.TokenCredential     = (*KeyVaultCertCredential)(nil)
+	_ assertion.Provider         = (*KeyVaultCertCredential)(nil)
+	_ assertion.RejectionHandler = (*KeyVaultCertCredential)(nil)
 )

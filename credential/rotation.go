@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
 
@@ -34,8 +36,9 @@ type loaded struct {
 // rotatingProvider is the assertion.Provider of the Key Vault credentials: it loads the
 // certificate lazily (one load for all concurrent callers), re-reads an unpinned certificate in
 // the background once per interval (only when assertions are needed, so no goroutine outlives a
-// request), reloads at once when Entra rejects the certificate, and keeps the loaded certificate
-// when the vault cannot be reached.
+// request), reloads at once when Entra rejects the certificate (assertion.RejectionHandler, for
+// the credential's own requests and for any other consumer such as an OBO App), and keeps the
+// loaded certificate when the vault cannot be reached.
 type rotatingProvider struct {
 	name     string
 	url      keyvault.ObjectURL
@@ -45,13 +48,22 @@ type rotatingProvider struct {
 	// use, whose builder read may return when the version did not change.
 	read func(ctx context.Context, current *loaded) (*loaded, error)
 
-	state     atomic.Pointer[loaded]
-	nextCheck atomic.Int64 // unix nanoseconds
-	// lastRejectReload is when the vault was last read because Entra rejected the certificate
-	// (unix nanoseconds).
-	lastRejectReload atomic.Int64
-	refreshing       atomic.Bool
-	flight           singleflight.Group
+	state      atomic.Pointer[loaded]
+	nextCheck  atomic.Int64 // unix nanoseconds
+	refreshing atomic.Bool
+	flight     singleflight.Group
+
+	// lastReject is the last vault read made because Entra rejected the certificate: rejections
+	// within minReloadAfterRejection of it wait for it instead of reading again.
+	rejectMu   sync.Mutex
+	lastReject *rejectReload
+}
+
+// rejectReload is one vault read after a rejection; done is closed when it has ended.
+type rejectReload struct {
+	at   int64 // unix nanoseconds (wall clock: the interval goes on while the machine sleeps)
+	done chan struct{}
+	err  error
 }
 
 // Assertion implements assertion.Provider.
@@ -82,7 +94,15 @@ func (p *rotatingProvider) current(ctx context.Context) (*loaded, error) {
 // load reads the vault once for all concurrent callers. On failure with a certificate already
 // loaded, it keeps that one (and logs a warning); the error is returned either way.
 func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
-	ch := p.flight.DoChan("", func() (any, error) {
+	ch := p.flight.DoChan("", func() (v any, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				pe := panics.New("loading the certificate "+p.url.String(), v)
+				entra.Log(p.logger, slog.LevelError, p.name, "loading the certificate from Key Vault panicked",
+					slog.String("certificate", p.url.String()), slog.String("error", pe.Error()), slog.String("panic_stack", string(pe.Stack)))
+				err = pe
+			}
+		}()
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		old := p.state.Load()
@@ -121,23 +141,50 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 	}
 }
 
-// reloadAfterRejection is the tokenClient's reload hook: after Entra rejected the certificate,
-// read the latest version at once and report whether it differs.
-func (p *rotatingProvider) reloadAfterRejection(ctx context.Context) (bool, error) {
-	old := p.state.Load()
-	if p.url.Pinned() || old == nil {
+// AssertionRejected implements assertion.RejectionHandler: Entra rejected assertion because of
+// its certificate. When the assertion was signed with an older version than the one in use (a
+// rotation that another request already picked up), the request may be retried at once, without
+// reading the vault. When it was signed with the version in use, the vault is read (at once, then
+// at most once per minReloadAfterRejection; concurrent rejections share that read) and the
+// request is retried when the vault now holds another certificate. A pinned version never changes.
+func (p *rotatingProvider) AssertionRejected(ctx context.Context, assertion string, _ error) (bool, error) {
+	cur := p.state.Load()
+	if cur == nil {
 		return false, nil
 	}
-	now := time.Now().UnixNano()
-	last := p.lastRejectReload.Load()
-	if now-last < int64(minReloadAfterRejection) || !p.lastRejectReload.CompareAndSwap(last, now) {
+	if !cur.builder.Owns(assertion) {
+		return true, nil
+	}
+	if p.url.Pinned() {
 		return false, nil
 	}
-	next, err := p.load(ctx)
-	if err != nil {
+	if err := p.reloadAfterRejection(ctx); err != nil {
 		return false, err
 	}
-	return next.version != old.version, nil
+	return !p.state.Load().builder.Owns(assertion), nil
+}
+
+// reloadAfterRejection reads the vault for the latest version, or waits for such a read that
+// started less than minReloadAfterRejection ago.
+func (p *rotatingProvider) reloadAfterRejection(ctx context.Context) error {
+	now := time.Now().UnixNano()
+	p.rejectMu.Lock()
+	r := p.lastReject
+	if r == nil || now-r.at >= int64(minReloadAfterRejection) {
+		r = &rejectReload{at: now, done: make(chan struct{})}
+		p.lastReject = r
+		p.rejectMu.Unlock()
+		_, r.err = p.load(ctx)
+		close(r.done)
+		return r.err
+	}
+	p.rejectMu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // newLoaded builds the state for one certificate version.

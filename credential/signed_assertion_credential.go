@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/entra"
 )
 
 const credNameSignedAssertion = "SignedAssertionCredential"
@@ -51,16 +52,24 @@ type SignedAssertionCredential struct {
 // NewSignedAssertionCredential authenticates clientID in tenantID with assertions identified by
 // chain[0] and signed by signer (a local key, Key Vault, or the user's own Signer).
 func NewSignedAssertionCredential(tenantID, clientID string, chain []*x509.Certificate, signer assertion.Signer, options *SignedAssertionCredentialOptions) (*SignedAssertionCredential, error) {
+	return newSignedAssertionCredential(credNameSignedAssertion, tenantID, clientID, chain, signer, options)
+}
+
+// newSignedAssertionCredential is NewSignedAssertionCredential with name in errors and logs.
+func newSignedAssertionCredential(name, tenantID, clientID string, chain []*x509.Certificate, signer assertion.Signer, options *SignedAssertionCredentialOptions) (*SignedAssertionCredential, error) {
+	if err := entra.CheckIDs(name, tenantID, clientID); err != nil {
+		return nil, optionsError{err}
+	}
 	o := options
 	if o == nil {
 		o = &SignedAssertionCredentialOptions{}
 	}
 	b, err := assertion.NewBuilder(clientID, chain, signer, &assertion.BuilderOptions{SendCertificateChain: o.SendCertificateChain, Lifetime: o.AssertionLifetime})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", credNameSignedAssertion, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	c := &SignedAssertionCredential{builder: b}
-	c.tc, err = newTokenClient(credNameSignedAssertion, tenantID, clientID, func() assertion.Provider { return b }, o)
+	c.tc, err = newTokenClient(name, tenantID, clientID, b, o)
 	if err != nil {
 		return nil, err
 	}

@@ -244,6 +244,7 @@ func TestEntraErrors(t *testing.T) {
 		require.Contains(t, msg, "invalid_client")
 		require.Contains(t, msg, "correlation ID")
 		require.Contains(t, msg, "register this certificate")
+		require.Contains(t, msg, "thumbprint "+assertion.Thumbprint(e.chain[0])+" (the one that signed", "the hint names the certificate that was sent")
 		require.NotEmpty(t, asserted)
 		require.NotContains(t, msg, asserted)
 		require.NotContains(t, msg, strings.Split(asserted, ".")[2], "no signature in the message")
@@ -269,7 +270,8 @@ func TestEntraErrors(t *testing.T) {
 		require.ErrorIs(t, err, credential.ErrInvalidScopes)
 		_, err = c.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/user_impersonation"}})
 		require.ErrorIs(t, err, credential.ErrInvalidScopes)
-		require.ErrorContains(t, err, "https://vault.azure.net/user_impersonation/.default")
+		require.ErrorContains(t, err, `for example "https://vault.azure.net/.default"`, "the resource's app scope, not the permission's")
+		require.NotContains(t, err.Error(), "user_impersonation/.default")
 		require.Zero(t, e.entra.Count("token"))
 	})
 	t.Run("error body not JSON", func(t *testing.T) {
@@ -326,7 +328,7 @@ func TestConstructorRejectsBadInput(t *testing.T) {
 	}{
 		{"bad tenant", "a/b", clientID, []*x509.Certificate{cert}, nil, "invalid tenant ID"},
 		{"empty tenant", "", clientID, []*x509.Certificate{cert}, nil, "invalid tenant ID"},
-		{"empty client", tenantA, "", []*x509.Certificate{cert}, assertion.ErrInvalidOptions, "clientID"},
+		{"empty client", tenantA, "", []*x509.Certificate{cert}, assertion.ErrInvalidOptions, "client ID is empty"},
 		{"no chain", tenantA, clientID, nil, assertion.ErrInvalidOptions, "no certificate"},
 		{"mismatch", tenantA, clientID, []*x509.Certificate{other}, assertion.ErrKeyMismatch, "does not match"},
 	} {

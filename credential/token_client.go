@@ -10,7 +10,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
@@ -22,7 +21,8 @@ import (
 var ErrInvalidScopes = errors.New("invalid scopes")
 
 // tokenClient is what every credential of this package shares: tenant rules, the token cache in
-// front of MSAL, logging, and the "reload the certificate and retry once" rule.
+// front of MSAL, and logging. The "reload the certificate and retry once" rule lives in
+// entra.Client.Acquire, fed by the provider's assertion.RejectionHandler.
 type tokenClient struct {
 	client *entra.Client
 	home   string
@@ -31,24 +31,25 @@ type tokenClient struct {
 	// last is the slot of the last slow-path request: most services ask for one tenant and
 	// scope, and comparing two strings is cheaper than hashing them.
 	last atomic.Pointer[keyedSlot]
-	// reload, when set, is called after Entra rejected the certificate (AADSTS700027...). It
-	// returns true when a different certificate is now in use, and the request is retried once.
-	reload func(ctx context.Context) (bool, error)
 }
 
-func newTokenClient(name, tenantID, clientID string, provider func() assertion.Provider, o *SignedAssertionCredentialOptions) (*tokenClient, error) {
-	cred := confidential.NewCredFromAssertionCallback(func(ctx context.Context, ro confidential.AssertionRequestOptions) (string, error) {
-		return provider().Assertion(ctx, ro.TokenEndpoint)
-	})
-	c, err := entra.NewClient(entra.Config{
+// newTokenClient authenticates with assertions from provider; when provider implements
+// assertion.RejectionHandler, Entra's rejections of its certificate reach it.
+func newTokenClient(name, tenantID, clientID string, provider assertion.Provider, o *SignedAssertionCredentialOptions) (*tokenClient, error) {
+	cfg := entra.Config{
 		Credential:                 name,
 		TenantID:                   tenantID,
 		ClientID:                   clientID,
-		Cred:                       cred,
+		Assertion:                  provider.Assertion,
+		Logger:                     o.Logger,
 		ClientOptions:              o.ClientOptions,
 		AdditionallyAllowedTenants: o.AdditionallyAllowedTenants,
 		DisableInstanceDiscovery:   o.DisableInstanceDiscovery,
-	})
+	}
+	if h, ok := provider.(assertion.RejectionHandler); ok {
+		cfg.AssertionRejected = h.AssertionRejected
+	}
+	c, err := entra.NewClient(cfg)
 	if err != nil {
 		return nil, optionsError{err}
 	}
@@ -102,12 +103,12 @@ func (t *tokenClient) slow(ctx context.Context, key tokencache.Key, opts *policy
 	for _, s := range opts.Scopes {
 		if !strings.HasSuffix(s, "/.default") {
 			return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("%s: GetToken: %w: %q: an app (client credentials) token needs a resource scope ending in \"/.default\", for example %q",
-				t.client.Credential(), ErrInvalidScopes, s, strings.TrimRight(s, "/")+"/.default"))
+				t.client.Credential(), ErrInvalidScopes, s, defaultScope(s)))
 		}
 	}
 	req := entra.Request{Tenant: key.Tenant, Scopes: append([]string(nil), opts.Scopes...), Claims: opts.Claims, CAE: opts.EnableCAE}
 	p := &tokencache.Policy{Observe: entra.Observer(t.logger, t.client.Credential(), t.client.ClientID(), key.Tenant, key.Scopes)}
-	fetch := func(ctx context.Context) (azcore.AccessToken, error) { return t.acquire(ctx, req) }
+	fetch := func(ctx context.Context) (azcore.AccessToken, error) { return t.client.Acquire(ctx, req) }
 	s := t.cache.Slot(key)
 	t.last.Store(&keyedSlot{key: key, slot: s})
 	if opts.Claims != "" {
@@ -120,22 +121,25 @@ func (t *tokenClient) slow(ctx context.Context, key tokencache.Key, opts *policy
 	return tok, entra.Waited(ctx, t.client.Credential(), t.client.ClientID(), key.Tenant, key.Scopes, err)
 }
 
-func (t *tokenClient) acquire(ctx context.Context, req entra.Request) (azcore.AccessToken, error) {
-	tok, err := t.client.Acquire(ctx, req)
-	var ee *entra.Error
-	if err == nil || t.reload == nil || !errors.As(err, &ee) || !ee.IsCertificateError() {
-		return tok, err
+// defaultScope is the app-token scope of the resource that scope belongs to: a delegated scope
+// such as https://storage.azure.com/user_impersonation belongs to https://storage.azure.com, whose
+// app token scope is https://storage.azure.com/.default.
+func defaultScope(scope string) string {
+	s := strings.TrimRight(scope, "/")
+	rest, authority := s, ""
+	if i := strings.Index(s, "://"); i >= 0 {
+		j := strings.IndexByte(s[i+3:], '/')
+		if j < 0 {
+			return s + "/.default" // a resource URI without a path
+		}
+		authority, rest = s[:i+3+j], s[i+3+j:]
 	}
-	changed, rerr := t.reload(ctx)
-	if rerr != nil {
-		entra.Log(t.logger, slog.LevelWarn, t.client.Credential(), "certificate reload after rejection failed",
-			slog.Int("aadsts", ee.AADSTS), slog.String("error", rerr.Error()))
-		return tok, err
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+		return authority + rest[:i] + "/.default" // drop the permission
 	}
-	if !changed {
-		return tok, err
+	if authority == "" {
+		// A bare permission (User.Read, Mail.Send...) is Microsoft Graph's.
+		return "https://graph.microsoft.com/.default"
 	}
-	entra.Log(t.logger, slog.LevelInfo, t.client.Credential(), "Entra rejected the certificate; retrying once with the reloaded certificate",
-		slog.Int("aadsts", ee.AADSTS), slog.String("tenant", req.Tenant))
-	return t.client.Acquire(ctx, req)
+	return s + "/.default"
 }

@@ -74,7 +74,7 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&sb, ": %v", e.err)
 	}
 	if e.Hint != "" {
-		fmt.Fprintf(&sb, ". To fix: %s", e.Hint)
+		fmt.Fprintf(&sb, "%sTo fix: %s", safetext.SentenceBreak(sb.String()), e.Hint)
 	}
 	return sb.String()
 }

@@ -2,7 +2,6 @@ package obo
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -67,22 +66,30 @@ func NewAppWithSecret(tenantID, clientID, secret string, options *AppOptions) (*
 	if err != nil {
 		return nil, fmt.Errorf("obo: %w", err)
 	}
-	return newApp(tenantID, clientID, cred, options)
+	return newApp(tenantID, clientID, entra.Config{Cred: cred}, options)
 }
 
 // NewAppWithAssertion authenticates the app with assertions from provider — for example a
 // *credential.KeyVaultCertCredential or *credential.HSMSignedAssertionCredential.
+//
+// When provider implements assertion.RejectionHandler (both of those do), a token exchange that
+// Entra refuses because of the assertion's certificate (AADSTS700027 after a rotation, for
+// example) is reported to it and, when it has a newer certificate, sent once more: the App follows
+// the rotation of its Key Vault certificate as the credential does.
 func NewAppWithAssertion(tenantID, clientID string, provider assertion.Provider, options *AppOptions) (*App, error) {
 	if provider == nil {
 		return nil, fmt.Errorf("obo: NewAppWithAssertion: %w: the assertion provider is nil", assertion.ErrInvalidOptions)
 	}
-	cred := confidential.NewCredFromAssertionCallback(func(ctx context.Context, o confidential.AssertionRequestOptions) (string, error) {
-		return provider.Assertion(ctx, o.TokenEndpoint)
-	})
-	return newApp(tenantID, clientID, cred, options)
+	auth := entra.Config{Assertion: provider.Assertion}
+	if h, ok := provider.(assertion.RejectionHandler); ok {
+		auth.AssertionRejected = h.AssertionRejected
+	}
+	return newApp(tenantID, clientID, auth, options)
 }
 
-func newApp(tenantID, clientID string, cred confidential.Credential, options *AppOptions) (*App, error) {
+// newApp builds the App; auth carries how the app authenticates (entra.Config's Cred, or
+// Assertion and AssertionRejected).
+func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (*App, error) {
 	var o AppOptions
 	if options != nil {
 		o = *options
@@ -91,7 +98,8 @@ func newApp(tenantID, clientID string, cred confidential.Credential, options *Ap
 		return nil, fmt.Errorf("obo: %w: MaxCachedUsers is %d; use 0 for the default (%d) or a positive bound", assertion.ErrInvalidOptions, o.MaxCachedUsers, DefaultMaxCachedUsers)
 	}
 	c, err := entra.NewClient(entra.Config{
-		Credential: credName, TenantID: tenantID, ClientID: clientID, Cred: cred,
+		Credential: credName, TenantID: tenantID, ClientID: clientID,
+		Cred: auth.Cred, Assertion: auth.Assertion, AssertionRejected: auth.AssertionRejected, Logger: o.Logger,
 		ClientOptions: o.ClientOptions, AdditionallyAllowedTenants: o.AdditionallyAllowedTenants,
 		DisableInstanceDiscovery: o.DisableInstanceDiscovery,
 		// MSAL's own OBO cache keeps every user's token; a fresh MSAL client every

@@ -76,18 +76,16 @@ func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, op
 		if cur, ok := s.Current(); ok {
 			r.Avoid = cur.Token
 		}
-		tok, err := a.client.Acquire(ctx, r)
-		if err != nil {
-			return tok, fromEntra(err, req.Scopes)
-		}
-		return tok, nil
+		return a.client.Acquire(ctx, r)
 	}
+	// fromEntra runs for each caller, on the caller's own copy of a shared failure
+	// (tokencache.PerCaller).
 	if opts.Claims != "" {
 		tok, err := s.Replace(ctx, p, fetch)
-		return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, err)
+		return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, fromEntra(err, req.Scopes))
 	}
 	tok, err := s.Get(ctx, p, fetch)
-	return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, err)
+	return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, fromEntra(err, req.Scopes))
 }
 
 // tenant picks the tenant of the exchange: the requested one (subject to

@@ -297,6 +297,9 @@ func (e *Entra) token(w http.ResponseWriter, r *http.Request, tenantSeg string) 
 		fail(er)
 		return
 	}
+	if edit := e.srv.takeTokenEdit(r, isTokenRequest); edit != nil {
+		edit(body)
+	}
 	writeJSON(w, http.StatusOK, body)
 }
 

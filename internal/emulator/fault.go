@@ -26,6 +26,11 @@ type Fault struct {
 	// Match selects the requests the fault applies to; nil means the emulator's default (Entra:
 	// token endpoint requests; Vault: every request). Match must not call the emulator.
 	Match func(*http.Request) bool
+	// EditTokenResponse (Entra only), when set, makes the fault an edit: the matching token
+	// requests are served normally, and each 200 token answer's JSON object is passed to it before
+	// it is written (to send "expires_in": "3599.0", or no expires_in, with the real access token
+	// in the body). Status, Delay and Reset are ignored; only answers that succeed use it up.
+	EditTokenResponse func(body map[string]any)
 }
 
 // retryAfterSeconds rounds d up to whole seconds.
@@ -48,11 +53,14 @@ func (s *server) inject(f Fault) {
 }
 
 // takeFault returns the first pending fault matching r (using def when the fault has no Match)
-// and uses up one of its requests.
-func (s *server) takeFault(r *http.Request, def func(*http.Request) bool) (Fault, bool) {
+// and uses up one of its requests. edit selects the faults with EditTokenResponse, else the others.
+func (s *server) takeFault(r *http.Request, def func(*http.Request) bool, edit bool) (Fault, bool) {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	for i, f := range s.faults {
+		if (f.EditTokenResponse != nil) != edit {
+			continue
+		}
 		match := f.Match
 		if match == nil {
 			match = def
@@ -70,11 +78,20 @@ func (s *server) takeFault(r *http.Request, def func(*http.Request) bool) (Fault
 	return Fault{}, false
 }
 
+// takeTokenEdit returns the EditTokenResponse of the first pending edit fault matching r, using
+// up one of its requests; nil when there is none.
+func (s *server) takeTokenEdit(r *http.Request, def func(*http.Request) bool) func(map[string]any) {
+	if f, ok := s.takeFault(r, def, true); ok {
+		return f.EditTokenResponse
+	}
+	return nil
+}
+
 // applyFault applies the pending fault matching r, if any. It reports whether the request was
 // dealt with (answered, reset or abandoned); when it returns false the request is to be served
 // normally. respond writes the error body for a status (Retry-After is already set).
 func (s *server) applyFault(w http.ResponseWriter, r *http.Request, def func(*http.Request) bool, respond func(status int)) bool {
-	f, ok := s.takeFault(r, def)
+	f, ok := s.takeFault(r, def, false)
 	if !ok {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+
+	"github.com/azcredkit/azcredkit/internal/panics"
 )
 
 const (
@@ -34,8 +37,23 @@ type Config struct {
 	Credential string
 	TenantID   string
 	ClientID   string
-	// Cred authenticates the app: a secret or an assertion callback.
-	Cred                       confidential.Credential
+	// Cred authenticates the app with a client secret (confidential.NewCredFromSecret). Set Cred
+	// or Assertion.
+	Cred confidential.Credential
+	// Assertion, when set, authenticates the app with client assertions: it returns a signed
+	// assertion whose audience is the token endpoint. It is called with the context of Acquire.
+	Assertion func(ctx context.Context, audience string) (string, error)
+	// AssertionRejected, when set with Assertion, is called when Entra refused a request because
+	// of its client assertion's certificate (Error.IsCertificateError: AADSTS700027, 700024,
+	// 7000214, 1000502, 7000274, 7000277), with the assertion that request sent and Entra's
+	// error. When it returns true the request is sent once more (with a new assertion); when it
+	// fails, its error is logged and Entra's is returned. It is the assertion.RejectionHandler of
+	// the provider: the one place where "reload the certificate and retry once" happens, for the
+	// credentials and for On-Behalf-Of alike.
+	AssertionRejected func(ctx context.Context, assertion string, rejection error) (retry bool, err error)
+	// Logger receives the records of retries after a rejection (never a token or assertion).
+	// Optional.
+	Logger                     *slog.Logger
 	ClientOptions              azcore.ClientOptions
 	AdditionallyAllowedTenants []string
 	DisableInstanceDiscovery   bool
@@ -62,13 +80,36 @@ type Client struct {
 // '-' and '.'.
 var ErrInvalidTenantID = errors.New("invalid tenant ID: it may contain only letters, digits, '-' and '.'; find it in the Azure portal under Microsoft Entra ID > Overview")
 
+// CheckIDs validates a tenant ID and a client ID, reporting every problem (both may be missing).
+// Errors wrap ErrInvalidTenantID when the tenant ID is wrong.
+func CheckIDs(credential, tenantID, clientID string) error {
+	var problems []string
+	badTenant := !ValidTenantID(tenantID)
+	if badTenant {
+		if tenantID == "" {
+			problems = append(problems, "tenant ID is empty")
+		} else {
+			problems = append(problems, fmt.Sprintf("tenant %q", tenantID))
+		}
+	}
+	if clientID == "" {
+		problems = append(problems, "client ID is empty: set it to the application (client) ID of the app registration")
+	}
+	switch {
+	case badTenant && len(problems) == 2:
+		return fmt.Errorf("%s: %s: %w; and %s", credential, problems[0], ErrInvalidTenantID, problems[1])
+	case badTenant:
+		return fmt.Errorf("%s: %s: %w", credential, problems[0], ErrInvalidTenantID)
+	case len(problems) > 0:
+		return fmt.Errorf("%s: %s", credential, problems[0])
+	}
+	return nil
+}
+
 // NewClient validates cfg and returns a Client. It does no I/O.
 func NewClient(cfg Config) (*Client, error) {
-	if !ValidTenantID(cfg.TenantID) {
-		return nil, fmt.Errorf("%s: tenant %q: %w", cfg.Credential, cfg.TenantID, ErrInvalidTenantID)
-	}
-	if cfg.ClientID == "" {
-		return nil, fmt.Errorf("%s: client ID is empty: set it to the application (client) ID of the app registration", cfg.Credential)
+	if err := CheckIDs(cfg.Credential, cfg.TenantID, cfg.ClientID); err != nil {
+		return nil, err
 	}
 	host, err := AuthorityHost(cfg.ClientOptions.Cloud)
 	if err != nil {
@@ -78,7 +119,46 @@ func NewClient(cfg Config) (*Client, error) {
 	// Token request and response bodies hold assertions, secrets and tokens: never log them.
 	opts.Logging.IncludeBody = false
 	pl := runtime.NewPipeline(module, version, runtime.PipelineOptions{}, &opts)
-	return &Client{cfg: cfg, host: host, allowed: resolveAdditionalTenants(cfg.AdditionallyAllowedTenants), pipeline: pl}, nil
+	c := &Client{cfg: cfg, host: host, allowed: resolveAdditionalTenants(cfg.AdditionallyAllowedTenants), pipeline: pl}
+	if cfg.Assertion != nil {
+		c.cfg.Cred = confidential.NewCredFromAssertionCallback(c.assertion)
+	}
+	return c, nil
+}
+
+// sentKey is the context key of the *sent of one Acquire.
+type sentKey struct{}
+
+// sent records the client assertion that one request sent (MSAL calls the assertion callback with
+// the context given to it), so that a rejection is reported with the assertion it rejected.
+type sent struct {
+	mu        sync.Mutex
+	assertion string
+}
+
+func (s *sent) set(a string) {
+	s.mu.Lock()
+	s.assertion = a
+	s.mu.Unlock()
+}
+
+func (s *sent) get() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.assertion
+}
+
+// assertion is MSAL's assertion callback: it asks Config.Assertion, turns a panic into an error
+// and records the assertion for this request.
+func (c *Client) assertion(ctx context.Context, o confidential.AssertionRequestOptions) (a string, err error) {
+	defer panics.Recover("the client assertion provider", &err)
+	a, err = c.cfg.Assertion(ctx, o.TokenEndpoint)
+	if err == nil {
+		if s, ok := ctx.Value(sentKey{}).(*sent); ok {
+			s.set(a)
+		}
+	}
+	return a, err
 }
 
 // AuthorityHost returns the authority host of c (default: public cloud, or AZURE_AUTHORITY_HOST)
@@ -172,8 +252,55 @@ type Request struct {
 }
 
 // Acquire sends the request to Entra (MSAL's own cache is disabled) and returns the token or a
-// converted error (see Convert).
+// converted error (see Convert). When Entra rejects the client assertion's certificate and
+// Config.AssertionRejected says a new assertion may succeed, the request is sent once more.
 func (c *Client) Acquire(ctx context.Context, r Request) (azcore.AccessToken, error) {
+	tok, assertion, err := c.acquireOnce(ctx, r)
+	var ee *Error
+	if err == nil || c.cfg.AssertionRejected == nil || assertion == "" || !errors.As(err, &ee) || !ee.IsCertificateError() {
+		return tok, err
+	}
+	retry, herr := c.assertionRejected(ctx, assertion, ee)
+	if herr != nil {
+		Log(c.cfg.Logger, slog.LevelWarn, c.cfg.Credential, "Microsoft Entra ID rejected the client assertion's certificate, and reloading the certificate failed",
+			slog.Int("aadsts", ee.AADSTS), slog.String("tenant", r.Tenant), slog.String("error", herr.Error()))
+		return tok, err
+	}
+	if !retry {
+		return tok, err
+	}
+	Log(c.cfg.Logger, slog.LevelInfo, c.cfg.Credential, "Microsoft Entra ID rejected the client assertion's certificate; retrying once with the current certificate",
+		slog.Int("aadsts", ee.AADSTS), slog.String("tenant", r.Tenant), slog.String("rejected_thumbprint", ee.Thumbprint))
+	tok, _, err = c.acquireOnce(ctx, r)
+	return tok, err
+}
+
+// assertionRejected calls Config.AssertionRejected, turning a panic into an error.
+func (c *Client) assertionRejected(ctx context.Context, assertion string, rejection *Error) (retry bool, err error) {
+	defer panics.Recover("the assertion provider's rejection handler", &err)
+	return c.cfg.AssertionRejected(ctx, assertion, rejection)
+}
+
+// acquireOnce sends the request once; it returns the client assertion it sent (if any).
+func (c *Client) acquireOnce(ctx context.Context, r Request) (azcore.AccessToken, string, error) {
+	var s *sent
+	if c.cfg.Assertion != nil {
+		s = &sent{}
+		ctx = context.WithValue(ctx, sentKey{}, s)
+	}
+	tok, err := c.acquire(ctx, r)
+	assertion := ""
+	if s != nil {
+		assertion = s.get()
+	}
+	var ee *Error
+	if err != nil && assertion != "" && errors.As(err, &ee) {
+		ee.setAssertion(assertion)
+	}
+	return tok, assertion, err
+}
+
+func (c *Client) acquire(ctx context.Context, r Request) (azcore.AccessToken, error) {
 	mc, err := c.msal(r.CAE)
 	if err != nil {
 		return azcore.AccessToken{}, NonRetriable(fmt.Errorf("%s: %w", c.cfg.Credential, err))
@@ -239,15 +366,26 @@ func (c *Client) msal(cae bool) (*confidential.Client, error) {
 	return *p, nil
 }
 
-// pipelineAdapter sends MSAL's requests through the azcore pipeline.
+// pipelineAdapter sends MSAL's requests through the azcore pipeline. It marks the failures to
+// reach Entra (see sendError) and checks 200 answers of the token endpoint before MSAL decodes
+// them (see checkTokenResponse).
 type pipelineAdapter struct{ pl runtime.Pipeline }
 
 func (a pipelineAdapter) Do(r *http.Request) (*http.Response, error) {
 	req, err := runtime.NewRequestFromRequest(r)
 	if err != nil {
-		return nil, err
+		return nil, &sendError{host: r.URL.Host, err: err}
 	}
-	return a.pl.Do(req)
+	resp, err := a.pl.Do(req)
+	if err != nil {
+		return nil, &sendError{host: r.URL.Host, err: err}
+	}
+	if resp.StatusCode == http.StatusOK && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+		if err := checkTokenResponse(resp); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
 }
 
 func (pipelineAdapter) CloseIdleConnections() {}

@@ -3,6 +3,8 @@ package entra
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,12 +48,17 @@ type Error struct {
 	Claims string
 	// CorrelationID and TraceID identify the request for Microsoft support.
 	CorrelationID, TraceID string
+	// Thumbprint is the SHA-1 thumbprint (upper-case hex, as the Azure portal shows it) of the
+	// certificate that identified the client assertion the request sent, when known.
+	Thumbprint string
 	// Hint says what to do, when the code is known.
 	Hint string
-	// RawResponse is the HTTP response.
+	// RawResponse is the HTTP response. Each caller has its own (see ForCaller).
 	RawResponse *http.Response
 
 	afe *azidentity.AuthenticationFailedError
+	// body is the response body, read once.
+	body []byte
 }
 
 type body struct {
@@ -79,6 +86,7 @@ func NewError(credential, clientID, tenant string, scopes []string, resp *http.R
 		_ = resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(data))
 	}
+	e.body = data
 	var b body
 	if json.Unmarshal(data, &b) == nil {
 		e.Code, e.Description, e.SubError, e.Claims = b.Error, b.Description, b.SubError, b.Claims
@@ -125,13 +133,70 @@ func (e *Error) Error() string {
 		sb.WriteString("]")
 	}
 	if e.Hint != "" {
-		fmt.Fprintf(&sb, ". To fix: %s", e.Hint)
+		sb.WriteString(safetext.SentenceBreak(sb.String()))
+		fmt.Fprintf(&sb, "To fix: %s", e.Hint)
 	}
 	return sb.String()
 }
 
 // Unwrap returns the *azidentity.AuthenticationFailedError carrying the raw response.
 func (e *Error) Unwrap() error { return e.afe }
+
+// ForCaller returns a copy of e with its own RawResponse (a new Body reader over the body read
+// once) and its own *azidentity.AuthenticationFailedError: the waiters of one shared token
+// request each get one, so that reading or formatting it (azidentity's Error reads the body)
+// never races with another goroutine. It implements tokencache.PerCaller.
+func (e *Error) ForCaller() error {
+	c := *e
+	c.Scopes = append([]string(nil), e.Scopes...)
+	if e.RawResponse != nil {
+		r := *e.RawResponse
+		r.Header = e.RawResponse.Header.Clone()
+		r.Body = io.NopCloser(bytes.NewReader(e.body))
+		c.RawResponse = &r
+	}
+	c.afe = &azidentity.AuthenticationFailedError{RawResponse: c.RawResponse}
+	return &c
+}
+
+// setAssertion records what is known of the client assertion the request sent: the thumbprint
+// of its certificate, for the hint.
+func (e *Error) setAssertion(assertion string) {
+	if tp := AssertionThumbprint(assertion); tp != "" {
+		e.Thumbprint = tp
+		e.Hint = hint(e)
+	}
+}
+
+// AssertionThumbprint returns the SHA-1 thumbprint (upper-case hex) named by the x5t header of a
+// client assertion, or "" when it names none. The assertion is not verified.
+func AssertionThumbprint(assertion string) string {
+	h, _, ok := strings.Cut(assertion, ".")
+	if !ok || len(h) > 16<<10 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "="))
+	if err != nil {
+		return ""
+	}
+	var hdr struct {
+		X5t string `json:"x5t"`
+	}
+	if json.Unmarshal(raw, &hdr) != nil || hdr.X5t == "" {
+		return ""
+	}
+	tp, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(hdr.X5t, "="))
+	if err != nil {
+		// MSAL and others send standard base64.
+		if tp, err = base64.StdEncoding.DecodeString(hdr.X5t); err != nil {
+			return ""
+		}
+	}
+	if len(tp) != 20 {
+		return ""
+	}
+	return strings.ToUpper(hex.EncodeToString(tp))
+}
 
 // NonRetriable tells azcore's retry policy not to retry a request whose token failed.
 func (*Error) NonRetriable() {}
@@ -168,6 +233,9 @@ var clip = safetext.Clip
 func hint(e *Error) string {
 	switch e.AADSTS {
 	case 700027:
+		if e.Thumbprint != "" {
+			return "register this certificate, thumbprint " + e.Thumbprint + " (the one that signed the client assertion), on app registration " + e.ClientID + " (Certificates & secrets: its public part), check that it matches its private key and has not expired; after a rotation, register the new certificate"
+		}
 		return "register this certificate (its public part) on app registration " + e.ClientID + " (Certificates & secrets), check that the certificate matches its private key, and that it has not expired; after a rotation, register the new certificate"
 	case 700024:
 		return "the client assertion is outside its validity period: check this machine's clock"
@@ -192,7 +260,9 @@ func hint(e *Error) string {
 	case 500133:
 		return "the user's access token has expired: the client must sign in again or refresh it"
 	case 50013:
-		return "the user's access token was not issued for this app (its audience must be this app's client ID or App ID URI)"
+		return "the assertion is invalid (expired, malformed, from another issuer, or its signature does not verify): for On-Behalf-Of, the client must send a valid, unexpired user access token"
+	case 500131:
+		return "the assertion's audience does not match: for On-Behalf-Of, the user's access token must be issued for this app (its audience must be this app's client ID or App ID URI)"
 	}
 	if e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500 {
 		return "Microsoft Entra ID is throttling or unavailable; the request was retried by the pipeline's retry policy: try again later"
@@ -201,8 +271,11 @@ func hint(e *Error) string {
 }
 
 // Convert turns an MSAL failure into the error returned to callers: an *Error when Entra
-// answered; otherwise err itself (network failure, cancelled context, a failing assertion
-// provider), wrapped with the credential name. The result is always non-retriable for azcore.
+// answered with an error; an error in which errors.As finds an *azidentity.AuthenticationFailedError
+// (without RawResponse) when Entra could not be reached or its answer was not a usable token
+// response (never with the body: it may hold a token); otherwise err itself (cancelled context,
+// a failing assertion provider), wrapped with the credential name. The result is always
+// non-retriable for azcore.
 func Convert(credential, clientID, tenant string, scopes []string, err error) error {
 	var ce msalerrors.CallErr
 	if errors.As(err, &ce) && ce.Resp != nil {
@@ -212,7 +285,22 @@ func Convert(credential, clientID, tenant string, scopes []string, err error) er
 	if errors.As(err, &mine) {
 		return err
 	}
-	return &nonRetriable{fmt.Errorf("%s: getting a token for client %s in tenant %q: %w", credential, clientID, tenant, err)}
+	prefix := fmt.Sprintf("%s: getting a token for client %s in tenant %q (scopes %s)", credential, clientID, tenant, strings.Join(scopes, " "))
+	var se *sendError
+	if errors.As(err, &se) {
+		return newFailedRequest(fmt.Sprintf("%s: Microsoft Entra ID could not be reached at %s: %v. To fix: check the network, proxy and firewall between this process and %s, and the authority host (ClientOptions.Cloud)",
+			prefix, se.host, se.err, se.host), se.err)
+	}
+	var bad *badTokenResponse
+	if errors.As(err, &bad) {
+		return newFailedRequest(prefix+": "+bad.Error(), bad)
+	}
+	var ij msalerrors.InvalidJsonErr
+	if errors.As(err, &ij) {
+		// Its text holds the whole body ("raw message was: ..."), access token included.
+		return newFailedRequest(prefix+": Microsoft Entra ID's answer could not be decoded (the body is not shown: it may hold a token); a proxy or gateway between this process and Entra may have changed it", errUndecodable)
+	}
+	return &nonRetriable{fmt.Errorf("%s: %w", prefix, err)}
 }
 
 // Waited wraps err when the caller's context ended while it waited for a token, so that the error

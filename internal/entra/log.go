@@ -2,8 +2,10 @@ package entra
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
+	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
 )
 
@@ -34,12 +36,24 @@ func Observer(logger *slog.Logger, credential, clientID, tenant, scopes string, 
 		case tokencache.RefreshFailed:
 			level, msg = slog.LevelWarn, "token refresh failed; the cached token is still valid and is kept"
 			a = append(a, slog.Time("expires_on", ev.ExpiresOn), slog.Time("next_try", ev.NextTry), slog.String("error", ev.Err.Error()))
+			a = appendPanic(a, ev.Err)
 		case tokencache.Failed:
 			level, msg = slog.LevelError, "token request failed"
 			a = append(a, slog.String("error", ev.Err.Error()))
+			a = appendPanic(a, ev.Err)
 		}
 		logger.LogAttrs(context.Background(), level, msg, a...)
 	}
+}
+
+// appendPanic adds the stack of a recovered panic (function names, files and lines: where the bug
+// is), so that a panic is never silent.
+func appendPanic(a []slog.Attr, err error) []slog.Attr {
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		a = append(a, slog.String("panic_stack", string(pe.Stack)))
+	}
+	return a
 }
 
 // Log writes one record with the credential's name (for events outside the token cache, such as

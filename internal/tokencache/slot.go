@@ -11,6 +11,14 @@
 //
 // A failed background refresh keeps the token and retries after a backoff. Errors are never
 // cached: an expired slot fetches again on the next call.
+//
+// Freshness and expiry are judged on both clocks: the monotonic clock (immune to the wall clock
+// being set back) and the wall clock (the monotonic clock stops while a laptop sleeps or a VM is
+// suspended, the wall clock does not, and token expiry is wall time). A token is fresh only while
+// both say so.
+//
+// A panic in a fetch becomes an error (wrapping panics.ErrPanic) for every caller waiting on it:
+// singleflight would re-panic it where nothing can recover it.
 package tokencache
 
 import (
@@ -22,6 +30,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/azcredkit/azcredkit/internal/panics"
 )
 
 // Refresh and expiry windows.
@@ -45,6 +55,22 @@ var ErrExpiredOnArrival = errors.New("the token service returned a token that is
 
 // Fetch acquires a new token from the service.
 type Fetch func(ctx context.Context) (azcore.AccessToken, error)
+
+// PerCaller is implemented by errors that hold state a reader changes, such as an *http.Response
+// whose Body is read (azidentity's AuthenticationFailedError.Error reads it). When a fetch shared
+// by several callers fails with such an error, each caller receives its own ForCaller copy, so
+// that no two goroutines share it.
+type PerCaller interface {
+	ForCaller() error
+}
+
+// forCaller returns err, or its own copy of it when it was shared with other callers.
+func forCaller(err error, shared bool) error {
+	if c, ok := err.(PerCaller); ok && shared {
+		return c.ForCaller()
+	}
+	return err
+}
 
 // EventKind says what happened to a Slot.
 type EventKind int
@@ -90,8 +116,11 @@ func (p *Policy) jitter() float64 {
 	return rand.Float64()
 }
 
+// observe tells the observer (a logger, in the end the user's slog handler) about e; a panic there
+// is dropped, it must not take a fetch or a background refresh with it.
 func (p *Policy) observe(e Event) {
 	if p.Observe != nil {
+		defer func() { _ = recover() }()
 		p.Observe(e)
 	}
 }
@@ -104,33 +133,42 @@ type Slot struct {
 }
 
 type entry struct {
-	tok       azcore.AccessToken
+	tok azcore.AccessToken
+	// Wall-clock times (no monotonic reading).
 	refreshAt time.Time // stale from here
 	expireAt  time.Time // not handed out from here
 	nextTry   time.Time // no background refresh before this
-	// refreshAtMono is refreshAt on the monotonic clock (Elapsed), for FreshNow.
-	refreshAtMono time.Duration
+	// refreshAtWall is refreshAt in Unix nanoseconds, for FreshNow.
+	refreshAtWall int64
+	// refreshAtMono and expireAtMono are refreshAt and expireAt on the monotonic clock (time since
+	// clockBase).
+	refreshAtMono, expireAtMono time.Duration
 }
 
-// clockBase anchors the monotonic clock of FreshNow.
+// clockBase anchors the monotonic clock of the entries.
 var clockBase = time.Now()
 
-// Elapsed reads the monotonic clock: one clock read, where time.Now reads two (wall and
-// monotonic). On a VM that is the difference between ~20 and ~40 ns.
+// Elapsed reads the monotonic clock: time since clockBase.
 func Elapsed() time.Duration { return time.Since(clockBase) }
 
-// FreshNow is Fresh at the current time, read from the monotonic clock: the hot path of every
-// GetToken. It takes no lock and allocates nothing.
+// FreshNow is Fresh at the current time: the hot path of every GetToken. It reads the clock once
+// (time.Now gives the wall and the monotonic clock together) and checks both: the monotonic
+// clock stops during a suspend, after which only the wall clock knows that the token is due. It
+// takes no lock and allocates nothing.
 func (s *Slot) FreshNow() (azcore.AccessToken, bool) {
-	if e := s.cur.Load(); e != nil && Elapsed() < e.refreshAtMono {
-		return e.tok, true
+	if e := s.cur.Load(); e != nil {
+		now := time.Now()
+		if now.Sub(clockBase) < e.refreshAtMono && now.UnixNano() < e.refreshAtWall {
+			return e.tok, true
+		}
 	}
 	return azcore.AccessToken{}, false
 }
 
-// Fresh returns the token if it is fresh at now. It takes no lock and allocates nothing.
+// Fresh returns the token if it is fresh at now (wall clock). It takes no lock and allocates
+// nothing.
 func (s *Slot) Fresh(now time.Time) (azcore.AccessToken, bool) {
-	if e := s.cur.Load(); e != nil && now.Before(e.refreshAt) {
+	if e := s.cur.Load(); e != nil && now.UnixNano() < e.refreshAtWall {
 		return e.tok, true
 	}
 	return azcore.AccessToken{}, false
@@ -149,8 +187,8 @@ func (s *Slot) Current() (azcore.AccessToken, bool) {
 // ctx bounds only this caller's wait.
 func (s *Slot) Get(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessToken, error) {
 	now := p.now()
-	if e := s.cur.Load(); e != nil && now.Before(e.expireAt) {
-		if !now.Before(e.refreshAt) && !now.Before(e.nextTry) && s.refreshing.CompareAndSwap(false, true) {
+	if e := s.cur.Load(); e != nil && e.usable(now) {
+		if e.stale(now) && !now.Before(e.nextTry) && s.refreshing.CompareAndSwap(false, true) {
 			go s.refresh(context.WithoutCancel(ctx), p, fetch)
 		}
 		return e.tok, nil
@@ -158,11 +196,12 @@ func (s *Slot) Get(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessTo
 	if err := ctx.Err(); err != nil {
 		return azcore.AccessToken{}, err
 	}
-	ch := s.flight.DoChan("", func() (any, error) {
+	ch := s.flight.DoChan("", func() (v any, err error) {
+		defer panics.Recover("the token cache", &err)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FetchTimeout)
 		defer cancel()
 		// Another flight may have filled the slot while this one was being set up.
-		if e := s.cur.Load(); e != nil && p.now().Before(e.expireAt) {
+		if e := s.cur.Load(); e != nil && e.usable(p.now()) {
 			return e.tok, nil
 		}
 		tok, err := s.fetchAndStore(fctx, p, fetch)
@@ -177,12 +216,24 @@ func (s *Slot) Get(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessTo
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return azcore.AccessToken{}, r.Err
+			return azcore.AccessToken{}, forCaller(r.Err, r.Shared)
 		}
 		return r.Val.(azcore.AccessToken), nil
 	case <-ctx.Done():
 		return azcore.AccessToken{}, ctx.Err()
 	}
+}
+
+// usable reports whether the token may be handed out at now (wall clock) and on the monotonic
+// clock.
+func (e *entry) usable(now time.Time) bool {
+	return now.UnixNano() < e.expireAt.UnixNano() && Elapsed() < e.expireAtMono
+}
+
+// stale reports whether the token is due for refresh at now (wall clock) or on the monotonic
+// clock.
+func (e *entry) stale(now time.Time) bool {
+	return now.UnixNano() >= e.refreshAtWall || Elapsed() >= e.refreshAtMono
 }
 
 // Replace fetches a token unconditionally (for example with a claims challenge) and caches it.
@@ -199,7 +250,8 @@ func (s *Slot) Replace(ctx context.Context, p *Policy, fetch Fetch) (azcore.Acce
 
 func (s *Slot) refresh(ctx context.Context, p *Policy, fetch Fetch) {
 	defer s.refreshing.Store(false)
-	ch := s.flight.DoChan("", func() (any, error) {
+	ch := s.flight.DoChan("", func() (v any, err error) {
+		defer panics.Recover("the token cache", &err)
 		fctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 		defer cancel()
 		return s.fetchAndStore(fctx, p, fetch)
@@ -226,7 +278,7 @@ func (s *Slot) refresh(ctx context.Context, p *Policy, fetch Fetch) {
 }
 
 func (s *Slot) fetchAndStore(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessToken, error) {
-	tok, err := fetch(ctx)
+	tok, err := safeFetch(ctx, fetch)
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}
@@ -235,16 +287,27 @@ func (s *Slot) fetchAndStore(ctx context.Context, p *Policy, fetch Fetch) (azcor
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}
-	// Elapsed time to the refresh point, whatever clock now came from.
-	e.refreshAtMono = Elapsed() + e.refreshAt.Sub(now)
+	// Elapsed time to the refresh and expiry points, whatever clock now came from.
+	mono := Elapsed()
+	e.refreshAtMono = mono + e.refreshAt.Sub(now)
+	e.expireAtMono = mono + e.expireAt.Sub(now)
 	s.cur.Store(e)
 	return tok, nil
+}
+
+// safeFetch calls fetch, turning a panic into an error.
+func safeFetch(ctx context.Context, fetch Fetch) (tok azcore.AccessToken, err error) {
+	defer panics.Recover("the token fetch", &err)
+	return fetch(ctx)
 }
 
 // newEntry computes the windows of tok acquired at now: stale at its refresh_in when the
 // service sent one, else when min(5 min, lifetime/2) remain (minus up to 10% jitter, so that
 // many processes do not refresh at once); unusable when min(30 s, lifetime/10) remain.
 func newEntry(tok azcore.AccessToken, now time.Time, jitter float64) (*entry, error) {
+	// Wall-clock times only: a monotonic reading would make Before and Sub ignore the wall clock.
+	now = now.Round(0)
+	tok.ExpiresOn, tok.RefreshOn = tok.ExpiresOn.Round(0), tok.RefreshOn.Round(0)
 	life := tok.ExpiresOn.Sub(now)
 	if life <= 0 {
 		return nil, ErrExpiredOnArrival
@@ -259,5 +322,5 @@ func newEntry(tok azcore.AccessToken, now time.Time, jitter float64) (*entry, er
 		window += time.Duration(jitter * 0.1 * float64(window))
 		refreshAt = tok.ExpiresOn.Add(-window)
 	}
-	return &entry{tok: tok, refreshAt: refreshAt, expireAt: expireAt}, nil
+	return &entry{tok: tok, refreshAt: refreshAt, expireAt: expireAt, refreshAtWall: refreshAt.UnixNano()}, nil
 }

@@ -20,6 +20,12 @@ import (
 // new version (one Key Vault read per period, made only while tokens are being requested).
 const DefaultRotationCheckInterval = time.Hour
 
+// loadTimeout bounds a shared certificate load that no caller can cancel (it goes on for the
+// others when one gives up): the Key Vault requests with the pipeline's retries and the parse
+// (whose work keyvault.ParseCertificate bounds itself). A vault that does not answer in this time
+// fails the load, and the next caller tries again.
+const loadTimeout = 30 * time.Second
+
 // minReloadAfterRejection keeps a certificate that Entra keeps rejecting (one never registered
 // on the app, say) from turning every token request into a Key Vault read: after a rejection the
 // vault is read at once, then at most once per this interval.
@@ -103,7 +109,7 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 				err = pe
 			}
 		}()
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
 		old := p.state.Load()
 		next, err := p.read(lctx, old)
@@ -133,6 +139,9 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 	select {
 	case r := <-ch:
 		if r.Err != nil {
+			if pc, ok := r.Err.(interface{ ForCaller() error }); ok && r.Shared {
+				return nil, pc.ForCaller() // each waiter its own copy (*keyvault.Error)
+			}
 			return nil, r.Err
 		}
 		return r.Val.(*loaded), nil

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/azcredkit/azcredkit/internal/safetext"
 )
@@ -52,6 +54,13 @@ type Error struct {
 
 	sentinel error
 	err      error
+	// detail is err's text, taken once when the error was made (formatting err may read a
+	// response body, which must not happen from two goroutines at once).
+	detail string
+	// body is the Key Vault response body, read once; credBody the body of the vault
+	// credential's *azidentity.AuthenticationFailedError, if any. ForCaller gives each copy its
+	// own reader over them.
+	body, credBody []byte
 }
 
 // Error implements error.
@@ -70,6 +79,8 @@ func (e *Error) Error() string {
 		if e.Message != "" {
 			fmt.Fprintf(&sb, ": %s", e.Message)
 		}
+	} else if e.detail != "" {
+		fmt.Fprintf(&sb, ": %s", e.detail)
 	} else if e.err != nil {
 		fmt.Fprintf(&sb, ": %v", e.err)
 	}
@@ -85,6 +96,42 @@ func (e *Error) Unwrap() []error {
 		return []error{e.sentinel, e.err}
 	}
 	return []error{e.err}
+}
+
+// ForCaller returns a copy of e with its own copy of the *azcore.ResponseError or of the vault
+// credential's error underneath (each with its own *http.Response whose Body is a new reader over
+// the body read once), so that callers who share one failed Key Vault load (the credentials of
+// package credential) can each read or format what errors.As finds without racing with the
+// others.
+func (e *Error) ForCaller() error {
+	c := *e
+	var re *azcore.ResponseError
+	var pc interface{ ForCaller() error }
+	var afe *azidentity.AuthenticationFailedError
+	switch {
+	case errors.As(e.err, &re):
+		cp := *re
+		cp.RawResponse = copyResponse(re.RawResponse, e.body)
+		c.err = &cp
+	case errors.As(e.err, &pc):
+		c.err = pc.ForCaller()
+	case errors.As(e.err, &afe):
+		cp := *afe
+		cp.RawResponse = copyResponse(afe.RawResponse, e.credBody)
+		c.err = &cp
+	}
+	return &c
+}
+
+// copyResponse returns a shallow copy of r with its own header and a Body reading body.
+func copyResponse(r *http.Response, body []byte) *http.Response {
+	if r == nil {
+		return nil
+	}
+	cp := *r
+	cp.Header = r.Header.Clone()
+	cp.Body = io.NopCloser(bytes.NewReader(body))
+	return &cp
 }
 
 // permissionFor names, for an operation, the data-plane role and the access policy permission.
@@ -125,6 +172,13 @@ func vaultErrorFor(op string, obj ObjectURL, err error, hsm bool) error {
 	e := &Error{Op: op, Object: obj, err: err}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
+		var afe *azidentity.AuthenticationFailedError
+		if errors.As(err, &afe) && afe.RawResponse != nil {
+			e.credBody, _ = runtime.Payload(afe.RawResponse)
+		}
+		if err != nil {
+			e.detail = err.Error()
+		}
 		// Not an HTTP answer: the vault credential failed, or the network, or the context.
 		e.Hint = "check the vault URL and network access; if the vault credential failed, its error above says why"
 		return e
@@ -134,6 +188,10 @@ func vaultErrorFor(op string, obj ObjectURL, err error, hsm bool) error {
 	if re.RawResponse != nil && re.RawResponse.Body != nil {
 		data, _ := io.ReadAll(io.LimitReader(re.RawResponse.Body, 64<<10))
 		re.RawResponse.Body = io.NopCloser(bytes.NewReader(data))
+		e.body = data
+		// ResponseError.Error reads the body once and keeps the text: from here on, formatting
+		// it reads nothing and may happen on several goroutines.
+		_ = re.Error()
 		var b struct {
 			Error struct {
 				Code       string `json:"code"`

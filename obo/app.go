@@ -60,7 +60,12 @@ type App struct {
 // certificate credential: it needs no secret.
 func NewAppWithSecret(tenantID, clientID, secret string, options *AppOptions) (*App, error) {
 	if secret == "" {
-		return nil, fmt.Errorf("obo: NewAppWithSecret: %w: the secret is empty", assertion.ErrInvalidOptions)
+		err := fmt.Errorf("obo: NewAppWithSecret: %w: the secret is empty", assertion.ErrInvalidOptions)
+		if idErr := entra.CheckIDs("obo: NewAppWithSecret", tenantID, clientID); idErr != nil {
+			// Every problem at once, not one per attempt.
+			err = fmt.Errorf("%w; and %w", optionsError{idErr}, err)
+		}
+		return nil, err
 	}
 	cred, err := confidential.NewCredFromSecret(secret)
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/stretchr/testify/require"
 
+	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/emulator"
+	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/obo"
 )
 
@@ -336,5 +338,15 @@ func TestClaimsChallengeNamesAuthorizationURI(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, claims, string(decoded))
 		require.Len(t, params, 4)
+	}
+}
+
+// With the secret, the tenant and the client all missing, the error names all three.
+func TestNewAppWithSecretReportsEveryMissingSetting(t *testing.T) {
+	_, err := obo.NewAppWithSecret("", "", "", nil)
+	require.ErrorIs(t, err, assertion.ErrInvalidOptions)
+	require.ErrorIs(t, err, entra.ErrInvalidTenantID)
+	for _, want := range []string{"tenant ID is empty", "client ID is empty", "secret is empty"} {
+		require.Contains(t, err.Error(), want)
 	}
 }

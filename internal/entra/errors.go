@@ -300,7 +300,28 @@ func Convert(credential, clientID, tenant string, scopes []string, err error) er
 		// Its text holds the whole body ("raw message was: ..."), access token included.
 		return newFailedRequest(prefix+": Microsoft Entra ID's answer could not be decoded (the body is not shown: it may hold a token); a proxy or gateway between this process and Entra may have changed it", errUndecodable)
 	}
-	return &nonRetriable{fmt.Errorf("%s: %w", prefix, err)}
+	return &prefixed{prefix: prefix, err: err}
+}
+
+// prefixed is an error that did not come from Entra (a failing assertion provider, a cancelled
+// context...) with what was being done in front of it. It is non-retriable, and each caller of a
+// shared request gets its own copy of what it wraps when that has one (tokencache.PerCaller:
+// a Key Vault error of a shared certificate load, say).
+type prefixed struct {
+	prefix string
+	err    error
+}
+
+func (e *prefixed) Error() string { return e.prefix + ": " + e.err.Error() }
+func (e *prefixed) Unwrap() error { return e.err }
+func (*prefixed) NonRetriable()   {}
+
+// ForCaller implements tokencache.PerCaller.
+func (e *prefixed) ForCaller() error {
+	if pc, ok := e.err.(interface{ ForCaller() error }); ok {
+		return &prefixed{prefix: e.prefix, err: pc.ForCaller()}
+	}
+	return e
 }
 
 // Waited wraps err when the caller's context ended while it waited for a token, so that the error

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -119,10 +120,15 @@ func stepOBO(ctx context.Context, w *world) error {
 	if err != nil {
 		return err
 	}
-	if code != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") == "" {
+	challenge := hdr.Get("WWW-Authenticate")
+	if code != http.StatusUnauthorized || !strings.Contains(challenge, `error="insufficient_claims"`) {
 		return fmt.Errorf("expected a claims challenge for bob, got HTTP %d", code)
 	}
-	fmt.Printf("   GET /secrets as bob (no MFA) -> HTTP %d, WWW-Authenticate: %.60s…\n", code, hdr.Get("WWW-Authenticate"))
+	// The challenge names where to sign in again and what to ask for (the claims, base64).
+	if i := strings.Index(challenge, "error="); i > 0 {
+		challenge = "… " + challenge[i:]
+	}
+	fmt.Printf("   GET /secrets as bob (no MFA) -> HTTP %d, WWW-Authenticate: %.90s…\n", code, challenge)
 	code, body, _, err := get("/secrets", toks["alice"])
 	if err != nil {
 		return err

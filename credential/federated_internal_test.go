@@ -2,6 +2,7 @@ package credential
 
 import (
 	"context"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/azcredkit/azcredkit/internal/testcerts"
+	"github.com/azcredkit/azcredkit/keyvault"
 )
 
 // unsignedJWT makes a JWT-shaped token with the given subject and expiry (unsigned: the file
@@ -100,4 +104,16 @@ func TestCrossCloudHint(t *testing.T) {
 	} {
 		assert.Empty(t, c.crossCloud(&p), p.iss)
 	}
+}
+
+// TestChainForPrefersEndEntity: when a CA certificate has the key version's public key too (a
+// test CA key reused, a self-issued CA), the end-entity certificate identifies the key.
+func TestChainForPrefersEndEntity(t *testing.T) {
+	caKey := testcerts.RSA(2048, testcerts.Keys2048-1) // the key of testcerts.Chain's root
+	chain := testcerts.Chain(testcerts.RSA(2048, 3), "other")
+	leaf := testcerts.Cert(caKey, testcerts.Options{CommonName: "hsm key", NotAfter: time.Now().Add(time.Hour)})
+	key := &keyvault.Key{KeyID: "https://hsm/keys/k/v", Version: "v", Public: &caKey.PublicKey}
+	got, err := chainFor(key, []*x509.Certificate{chain[2], leaf, chain[1]}, time.Now())
+	require.NoError(t, err)
+	require.True(t, got[0].Equal(leaf), "got %s", got[0].Subject.CommonName)
 }

@@ -318,6 +318,27 @@ func (e *waitedNoMatch) Unwrap() []error { return []error{e.err, e.last} }
 
 func (*waitedNoMatch) NonRetriable() {}
 
+// hint explains Entra's refusals of a federated client assertion. Sources of the codes and their
+// meaning:
+//   - 70021 (no matching record; also during propagation): Microsoft's "Important considerations
+//     and restrictions for federated identity credentials" (learn.microsoft.com/entra/workload-id/
+//     workload-identity-federation-considerations), which FACTS.md records.
+//   - 700222 "AAD-issued tokens may not be used for federated identity flows": the same page, for
+//     records whose issuer is Entra itself (login.microsoftonline.com, sts.windows.net...), and
+//     MicrosoftDocs/azure-docs#116459 and #90321; since managed identities may be trusted, it
+//     remains the answer for Entra-issued tokens that are not a same-tenant, same-cloud
+//     user-assigned managed identity's.
+//   - 700211 (issuer), 7002121/700212 (audience), 700226 "Only MSI tokens may be used as Federated
+//     Identity Credentials for AAD issuer", 700236 "Entra ID tokens issued by issuer ... may not be
+//     used ... for applications or managed identities registered in this tenant": the failure
+//     modes recorded in arsenvlad/entra-cross-tenant-app-fic-managed-identity, and users' reports
+//     (Azure/login#517 for the case-sensitive subject).
+//   - Cross-cloud: "Configure an application to trust a managed identity" says the app and the
+//     identity share a tenant and that other clouds are not supported, without naming a code; a
+//     wrong authority host for the tenant's cloud is AADSTS900382 "Confidential Client is not
+//     supported in Cross Cloud request" (MicrosoftDocs/azure-docs#35616, #45945). So the
+//     cross-cloud explanation is derived from the presented token (an Entra issuer of another host
+//     than the authority, or another cloud's token exchange audience), whatever the code.
 func (c *FederatedCredential) hint(ee *entra.Error) string {
 	p := c.src.presented.Load()
 	if p == nil {

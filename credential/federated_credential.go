@@ -75,7 +75,8 @@ type FederatedCredentialOptions struct {
 // get their own explanations.
 //
 // It implements azcore.TokenCredential and assertion.Provider (obo.NewAppWithAssertion runs an
-// Easy Auth middle tier on it: no secret, no certificate).
+// Easy Auth middle tier on it: no secret, no certificate; the obo.App's own requests are not
+// retried on AADSTS70021).
 type FederatedCredential struct {
 	src  *federatedSource
 	tc   *tokenClient
@@ -220,8 +221,15 @@ func (s *federatedSource) fetch(ctx context.Context) (tok azcore.AccessToken, er
 	if perr != nil {
 		return azcore.AccessToken{}, fmt.Errorf("%s: the source (%T) returned a token for %s that is %w", credNameFederated, s.source, s.scope, perr)
 	}
-	if tok.ExpiresOn.IsZero() {
+	// The assertion must not outlive the token's own exp, whatever the source says.
+	if !p.exp.IsZero() && (tok.ExpiresOn.IsZero() || p.exp.Before(tok.ExpiresOn)) {
 		tok.ExpiresOn = p.exp
+	}
+	switch {
+	case tok.ExpiresOn.IsZero():
+		return azcore.AccessToken{}, fmt.Errorf("%s: the source (%T) returned a token for %s with no expiry (no exp claim): %w", credNameFederated, s.source, s.scope, ErrInvalidFederatedToken)
+	case !time.Now().Before(tok.ExpiresOn):
+		return azcore.AccessToken{}, fmt.Errorf("%s: the source (%T) returned a token for %s (issuer %q, subject %q) that expired at %s: %w", credNameFederated, s.source, s.scope, p.iss, p.sub, tok.ExpiresOn.UTC().Format(time.RFC3339), ErrInvalidFederatedToken)
 	}
 	s.presented.Store(p)
 	return tok, nil

@@ -437,3 +437,26 @@ func BenchmarkFederatedCredentialCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// expiringSource returns a JWT whose exp is earlier than the expiry it reports.
+type expiringSource struct{ tok string }
+
+func (s expiringSource) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: s.tok, ExpiresOn: time.Now().Add(24 * time.Hour)}, nil
+}
+
+func TestFederatedCredentialTrustsTheTokensExp(t *testing.T) {
+	f := newFedEnv(t)
+	require.NoError(t, f.app.AddFederatedCredential(emulator.FederatedIdentityCredential{Name: "short", Issuer: "https://issuer.example", Subject: "s", Audiences: []string{emulator.TokenExchangeAudience}}))
+	src := expiringSource{tok: f.entra.FederatedToken("https://issuer.example", "s", emulator.TokenExchangeAudience, 2*time.Second)}
+	c := f.fedCred(t, src, nil)
+	_, err := c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
+	require.NoError(t, err)
+	time.Sleep(2100 * time.Millisecond) // the token's exp has passed, not the source's claimed expiry
+	_, err = c.Assertion(context.Background(), "")
+	require.ErrorIs(t, err, credential.ErrInvalidFederatedToken, "an expired token is never presented")
+	assert.Contains(t, err.Error(), "expired at")
+	_, err = c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{storageScope}})
+	require.ErrorIs(t, err, credential.ErrInvalidFederatedToken)
+	assert.Len(t, f.presented(clientID), 1, "nothing more reached Entra")
+}

@@ -10,8 +10,15 @@
 //   - KeyVaultCertCredential: the certificate and its exportable key live in Key Vault; the
 //     credential loads them (authenticating to the vault with another credential, which may be
 //     a managed identity in another tenant) and follows rotation.
-//   - HSMSignedAssertionCredential: the key is non-exportable (Premium vault HSM, Managed HSM);
-//     Key Vault signs each client assertion and the key never leaves it.
+//   - HSMSignedAssertionCredential: the key is non-exportable (Premium vault HSM); Key Vault
+//     signs each client assertion and the key never leaves it.
+//   - ManagedHSMCredential: the key is in a Managed HSM (keys only); the HSM signs, the
+//     certificate comes from a file or a Key Vault certificate, new key versions are followed.
+//   - FederatedCredential: no certificate at all: the app trusts a user-assigned managed
+//     identity, a Kubernetes service account (TokenFileSource) or a GitHub Actions job
+//     (GitHubActionsSource) as a federated identity credential, and their token is the client
+//     assertion.
+//   - NewEnvironmentCredential picks one of these from environment variables.
 //
 // # Token cache
 //

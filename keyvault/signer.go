@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
@@ -61,15 +60,10 @@ func NewSigner(keyURL string, cred azcore.TokenCredential, alg string, options *
 	if cred == nil {
 		return nil, fmt.Errorf("keyvault: NewSigner: %w: the vault credential is nil", assertion.ErrInvalidOptions)
 	}
-	o := vaultOptions(options)
 	s := &Signer{key: u, alg: alg}
-	s.hsm.Store(isManagedHSMHost(u.Vault))
-	// After azkeys' challenge policy: sees the vault's 401 challenge (a private endpoint or an
-	// emulator of a Managed HSM has another host name, not another challenge).
-	o.PerRetryPolicies = append(append([]policy.Policy(nil), o.PerRetryPolicies...), hsmChallengePolicy{&s.hsm})
-	c, err := azkeys.NewClient(u.Vault, cred, &azkeys.ClientOptions{ClientOptions: o.ClientOptions, DisableChallengeResourceVerification: o.DisableChallengeResourceVerification})
+	c, err := newKeysClient(u, cred, options, &s.hsm)
 	if err != nil {
-		return nil, fmt.Errorf("keyvault: %w", err)
+		return nil, err
 	}
 	s.client = c
 	if u.Version != "" {
@@ -144,38 +138,13 @@ func (s *Signer) resolve(ctx context.Context) (string, error) {
 	if v := s.version.Load(); v != nil {
 		return *v, nil
 	}
-	resp, err := s.client.GetKey(ctx, s.key.Name, "", nil)
+	v, pub, err := readKey(ctx, s.client, s.key, s.hsm.Load())
 	if err != nil {
-		return "", vaultErrorFor("keys/get", s.key, err, s.hsm.Load())
+		return "", err
 	}
-	k := resp.Key
-	if k == nil || k.KID == nil {
-		return "", &Error{Op: "keys/get", Object: s.key, err: errors.New("the vault returned no key")}
-	}
-	obj := s.key
-	obj.Version = k.KID.Version()
-	if a := resp.Attributes; a != nil && a.Enabled != nil && !*a.Enabled {
-		return "", &Error{Op: "keys/get", Object: obj, sentinel: ErrDisabled, err: ErrDisabled, Hint: "enable this key version or use another"}
-	}
-	if k.Kty == nil || (*k.Kty != azkeys.KeyTypeRSA && *k.Kty != azkeys.KeyTypeRSAHSM) {
-		kty := "unknown"
-		if k.Kty != nil {
-			kty = string(*k.Kty)
-		}
-		return "", fmt.Errorf("keyvault: key %s is of type %s: %w", obj, kty, ErrUnsupportedKey)
-	}
-	if len(k.KeyOps) > 0 && !hasOp(k.KeyOps, azkeys.KeyOperationSign) {
-		return "", &Error{Op: "keys/get", Object: obj, sentinel: ErrAccessDenied, err: errors.New("the key's permitted operations do not include sign"),
-			Hint: "add \"sign\" to the key's permitted operations (key_ops)"}
-	}
-	if len(k.N) > 0 && len(k.E) > 0 {
-		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(k.N), E: int(new(big.Int).SetBytes(k.E).Int64())}
-		if err := assertion.CheckRSAPublicKey(pub); err != nil {
-			return "", fmt.Errorf("keyvault: key %s: %w", obj, err)
-		}
+	if pub != nil {
 		s.pub.Store(pub)
 	}
-	v := obj.Version
 	s.version.Store(&v)
 	return v, nil
 }

@@ -78,7 +78,7 @@ func parseObjectURL(raw string, collections ...string) (ObjectURL, error) {
 		return bad("no query or fragment allowed")
 	}
 	if isManagedHSMHost(u.Host) && !slices.Contains(collections, "keys") {
-		return bad("a Managed HSM holds keys only, no certificates or secrets: keep the certificate in a Key Vault or a file, and sign with the Managed HSM key (keyvault.NewSigner with https://{hsm}/keys/{name}, then credential.NewSignedAssertionCredential)")
+		return bad("a Managed HSM holds keys only, no certificates or secrets: keep the certificate in a Key Vault or a file and use credential.NewManagedHSMCredential with the key URL https://{hsm}/keys/{name}, which has the Managed HSM sign and follows new key versions")
 	}
 	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
 	if len(parts) < 2 || len(parts) > 3 {

@@ -1,19 +1,31 @@
 // Command eventhubs-consumer reads events from an Event Hub in a customer's tenant as a
-// multi-tenant app, with no client secret anywhere: a managed identity in your tenant (A) reads the
-// app's certificate from your Key Vault, and the app authenticates with it in the customer's
-// tenant (B).
+// multi-tenant app, with no client secret anywhere. Two ways, chosen with -auth:
 //
-// The pattern: credential.NewKeyVaultCertCredential(tenantB, appID, certURL, managedIdentityOfA, nil).
-// The certificate is loaded from A's vault on the first token, reused for every token after that,
-// and re-read when Key Vault renews it; the managed identity never leaves tenant A and the
-// customer never sees a secret. It receives from one partition (-partition) or all, for a bounded
-// time, and prints how many events and body bytes arrived, not the bodies.
+//   - -auth=federated (no certificate at all, nothing to rotate): the app trusts a user-assigned
+//     managed identity of your tenant (A) as a federated identity credential, and the identity's
+//     token is the app's client assertion in the customer's tenant (B):
+//     credential.NewFederatedCredential(tenantB, appID, managedIdentityOfA, nil).
+//   - -auth=certificate (the default): a managed identity in your tenant A reads the app's
+//     certificate from your Key Vault, and the app authenticates with it in tenant B:
+//     credential.NewKeyVaultCertCredential(tenantB, appID, certURL, managedIdentityOfA, nil). The
+//     certificate is loaded on the first token, reused after that, and re-read when Key Vault
+//     renews it.
+//
+// Either way the managed identity never leaves tenant A and the customer never sees a secret. It
+// receives from one partition (-partition) or all, for a bounded time, and prints how many events
+// and body bytes arrived, not the bodies.
 //
 // Azure setup:
-//   - tenant A: a multi-tenant app registration ("Accounts in any organizational directory") with
-//     the certificate's public part uploaded; the certificate in a Key Vault of A, with an
-//     exportable key; the workload (VM, App Service, AKS...) has a managed identity with
-//     "Key Vault Secrets User" on the certificate;
+//   - tenant A: a multi-tenant app registration ("Accounts in any organizational directory");
+//   - federated: a user-assigned managed identity of tenant A on the workload (VM, App Service,
+//     AKS...), and on the app registration a federated identity credential ("Managed identity"
+//     scenario, or Microsoft Graph): issuer https://login.microsoftonline.com/{tenant A}/v2.0,
+//     subject the identity's object (principal) ID, audience api://AzureADTokenExchange. The app
+//     and the identity must be in the same tenant; the customer's tenant may be any (not another
+//     cloud);
+//   - certificate: the certificate's public part uploaded to the app; the certificate in a Key
+//     Vault of A, with an exportable key; the workload's managed identity has "Key Vault Secrets
+//     User" on the certificate;
 //   - tenant B (the customer): an admin consents to the app
 //     (https://login.microsoftonline.com/{tenant B}/adminconsent?client_id={app}), which creates
 //     its service principal there, and gives it "Azure Event Hubs Data Receiver" on the Event Hub.
@@ -21,6 +33,8 @@
 // Run, on the workload in tenant A:
 //
 //	export AZURE_TENANT_ID=<tenant B> AZURE_CLIENT_ID=<app>
+//	go run ./examples/eventhubs-consumer -auth=federated -identity <identity's client ID> -namespace customer-ns.servicebus.windows.net -hub telemetry -from=earliest -duration=30s
+//
 //	export AZURE_CLIENT_CERTIFICATE_URL=https://vault-of-a.vault.azure.net/certificates/customer-reader
 //	go run ./examples/eventhubs-consumer -namespace customer-ns.servicebus.windows.net -hub telemetry -from=earliest -duration=30s
 package main
@@ -37,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
 
@@ -46,6 +61,7 @@ import (
 // settings are the command line.
 type settings struct {
 	tenant, clientID, certURL, miID  string
+	auth                             string
 	namespace, hub, group, partition string
 	start                            azeventhubs.StartPosition
 	duration                         time.Duration
@@ -57,7 +73,8 @@ func main() {
 	flag.StringVar(&s.tenant, "tenant", os.Getenv("AZURE_TENANT_ID"), "the customer's tenant ID (B), where the Event Hub is (AZURE_TENANT_ID)")
 	flag.StringVar(&s.clientID, "client-id", os.Getenv("AZURE_CLIENT_ID"), "client ID of the multi-tenant app (AZURE_CLIENT_ID)")
 	flag.StringVar(&s.certURL, "cert-url", os.Getenv("AZURE_CLIENT_CERTIFICATE_URL"), "the app's certificate in tenant A's vault: https://{vault}/certificates/{name} (AZURE_CLIENT_CERTIFICATE_URL)")
-	flag.StringVar(&s.miID, "identity", "", "client ID of a user-assigned managed identity in tenant A (default: system-assigned)")
+	flag.StringVar(&s.auth, "auth", "certificate", `how the app authenticates: "federated" (the managed identity's token as federated credential: no certificate) or "certificate" (its certificate in Key Vault)`)
+	flag.StringVar(&s.miID, "identity", os.Getenv("AZCREDKIT_FEDERATED_IDENTITY_CLIENT_ID"), "client ID of a user-assigned managed identity in tenant A: required with -auth=federated; with -auth=certificate the default is the system-assigned identity (AZCREDKIT_FEDERATED_IDENTITY_CLIENT_ID)")
 	flag.StringVar(&s.namespace, "namespace", os.Getenv("EVENTHUB_NAMESPACE"), "Event Hubs namespace: name or name.servicebus.windows.net (EVENTHUB_NAMESPACE)")
 	flag.StringVar(&s.hub, "hub", os.Getenv("EVENTHUB_NAME"), "Event Hub name (EVENTHUB_NAME)")
 	flag.StringVar(&s.group, "consumer-group", "$Default", "consumer group")
@@ -65,12 +82,22 @@ func main() {
 	flag.StringVar(&from, "from", "latest", `"latest" (events sent from now on) or "earliest" (everything retained)`)
 	flag.DurationVar(&s.duration, "duration", 30*time.Second, "how long to receive")
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: eventhubs-consumer [flags]: receive events from a customer's Event Hub with a certificate from your Key Vault")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: eventhubs-consumer [flags]: receive events from a customer's Event Hub with your managed identity as federated credential, or a certificate from your Key Vault")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	for _, r := range [][2]string{{s.tenant, "-tenant (or AZURE_TENANT_ID)"}, {s.clientID, "-client-id (or AZURE_CLIENT_ID)"},
-		{s.certURL, "-cert-url (or AZURE_CLIENT_CERTIFICATE_URL)"}, {s.namespace, "-namespace (or EVENTHUB_NAMESPACE)"}, {s.hub, "-hub (or EVENTHUB_NAME)"}} {
+	required := [][2]string{{s.tenant, "-tenant (or AZURE_TENANT_ID)"}, {s.clientID, "-client-id (or AZURE_CLIENT_ID)"},
+		{s.namespace, "-namespace (or EVENTHUB_NAMESPACE)"}, {s.hub, "-hub (or EVENTHUB_NAME)"}}
+	switch s.auth {
+	case "certificate":
+		required = append(required, [2]string{s.certURL, "-cert-url (or AZURE_CLIENT_CERTIFICATE_URL)"})
+	case "federated":
+		// Only a user-assigned identity can be a federated identity credential.
+		required = append(required, [2]string{s.miID, "-identity (a user-assigned managed identity, with -auth=federated)"})
+	default:
+		usageError("-auth must be federated or certificate, not %q", s.auth)
+	}
+	for _, r := range required {
 		if r[0] == "" {
 			usageError("%s is required", r[1])
 		}
@@ -97,7 +124,7 @@ func main() {
 }
 
 func run(ctx context.Context, s settings) error {
-	// Tenant A: the workload's managed identity reads the certificate from A's vault.
+	// Tenant A: the workload's managed identity.
 	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
 	if s.miID != "" {
 		miOpts.ID = azidentity.ClientID(s.miID)
@@ -106,8 +133,14 @@ func run(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	// Tenant B: the app's service principal, authenticated with that certificate.
-	cred, err := credential.NewKeyVaultCertCredential(s.tenant, s.clientID, s.certURL, mi, nil)
+	// Tenant B: the app's service principal, authenticated with the identity's token
+	// (federated) or with the certificate the identity reads from Key Vault.
+	var cred azcore.TokenCredential
+	if s.auth == "federated" {
+		cred, err = credential.NewFederatedCredential(s.tenant, s.clientID, mi, nil)
+	} else {
+		cred, err = credential.NewKeyVaultCertCredential(s.tenant, s.clientID, s.certURL, mi, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -117,7 +150,8 @@ func run(ctx context.Context, s settings) error {
 	}
 	defer consumer.Close(context.Background())
 
-	// The first call loads the certificate and gets a token: authentication errors show here.
+	// The first call gets a token (loading the certificate, or the identity's token): authentication
+	// errors show here.
 	props, err := consumer.GetEventHubProperties(ctx, nil)
 	if err != nil {
 		return err

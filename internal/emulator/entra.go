@@ -50,6 +50,8 @@ type Entra struct {
 	refreshIn time.Duration
 	hook      func(*TokenRequest) *ErrorResponse
 	mfa       map[string]bool // resources whose OBO tokens need MFA
+	// fedPropagation delays new federated identity credentials (federated.go).
+	fedPropagation time.Duration
 }
 
 type tenant struct {
@@ -69,6 +71,7 @@ type App struct {
 	roles     map[string][]string // resource -> app roles granted
 	noConsent map[string]bool     // resources the app has no consent for (OBO answers AADSTS65001)
 	uris      []string            // App ID URIs added to the default api://{client ID}
+	fed       appFederation       // federated identity credentials (federated.go)
 }
 
 // User is a user account of a tenant, for [Entra.AddUser] and [Entra.UserToken].

@@ -367,6 +367,7 @@ func (e *Entra) clientCredentials(tr *TokenRequest, t *tenant, ca *jws) (map[str
 	if len(roles) > 0 {
 		claims["roles"] = roles
 	}
+	e.addManagedIdentityClaims(app, claims)
 	return tokenBody(e.sign(claims), lifetime, refreshIn), nil
 }
 
@@ -384,6 +385,9 @@ type resource struct {
 func (e *Entra) resolveResource(name string, t *tenant) (resource, *ErrorResponse) {
 	if isV1Resource(name) {
 		return resource{aud: name, v1: true, keys: []string{name}}, nil
+	}
+	if r, ok := tokenExchangeResource(name); ok {
+		return r, nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -461,6 +465,9 @@ func (e *Entra) authenticateClient(tr *TokenRequest, app *App, ca *jws) (string,
 		}
 		if ca == nil {
 			return "", errMalformedJWT()
+		}
+		if isFederatedAssertion(tr, ca) {
+			return "2", e.checkFederatedAssertion(tr, app, ca)
 		}
 		return "2", e.checkClientAssertion(tr, app, ca, certs)
 	}

@@ -128,7 +128,7 @@ func NewFederatedCredential(tenantID, clientID string, source azcore.TokenCreden
 		// a pipeline policy sees Entra's answer before MSAL turns it into an error.
 		so.ClientOptions.PerCallPolicies = append(append([]policy.Policy(nil), so.ClientOptions.PerCallPolicies...), &noMatchRetry{c: c, logger: o.Logger, clientID: clientID})
 	}
-	c.tc, err = newTokenClient(credNameFederated, tenantID, clientID, func() assertion.Provider { return c.src }, &so)
+	c.tc, err = newTokenClient(credNameFederated, tenantID, clientID, c.src, &so)
 	if err != nil {
 		return nil, err
 	}

@@ -236,11 +236,10 @@ func NewManagedHSMCredential(tenantID, clientID, keyURL string, chain Certificat
 			return newLoaded(version, b), nil
 		},
 	}
-	c.tc, err = newTokenClient(credNameManagedHSM, tenantID, clientID, func() assertion.Provider { return c.p }, &o.SignedAssertionCredentialOptions)
+	c.tc, err = newTokenClient(credNameManagedHSM, tenantID, clientID, c.p, &o.SignedAssertionCredentialOptions)
 	if err != nil {
 		return nil, err
 	}
-	c.tc.reload = c.p.reloadAfterRejection
 	return c, nil
 }
 
@@ -310,8 +309,17 @@ func (c *ManagedHSMCredential) Assertion(ctx context.Context, audience string) (
 	return c.p.Assertion(ctx, audience)
 }
 
+// AssertionRejected implements assertion.RejectionHandler: when Entra rejected an assertion of
+// this credential because of its certificate, an older key version than the one in use means
+// "retry at once"; otherwise the key (and its certificate) is looked up again, at most once per
+// 10 s, and the request is retried when the version changed. obo.NewAppWithAssertion uses it.
+func (c *ManagedHSMCredential) AssertionRejected(ctx context.Context, assertion string, rejection error) (bool, error) {
+	return c.p.AssertionRejected(ctx, assertion, rejection)
+}
+
 var (
-	_ azcore.TokenCredential = (*ManagedHSMCredential)(nil)
-	_ assertion.Provider     = (*ManagedHSMCredential)(nil)
-	_ CertificateChainSource = StaticCertificates(nil)
+	_ azcore.TokenCredential     = (*ManagedHSMCredential)(nil)
+	_ assertion.Provider         = (*ManagedHSMCredential)(nil)
+	_ assertion.RejectionHandler = (*ManagedHSMCredential)(nil)
+	_ CertificateChainSource     = StaticCertificates(nil)
 )

@@ -73,7 +73,6 @@ func run() int {
 		{"SignedAssertionCredential: a certificate and key on disk, no client secret", stepSignedAssertion},
 		{"KeyVaultCertCredential: certificate in Key Vault, read by tenant A's identity, token in customer tenant B, rotation", stepKeyVaultCert},
 		{"HSMSignedAssertionCredential: the key never leaves the vault; Key Vault signs", stepHSM},
-		{"FederatedCredential: no certificate at all (a managed identity, a Kubernetes token file, GitHub Actions)", stepFederated},
 		{"EasyAuthOBOCredential: a web app behind Easy Auth calls Azure as each signed-in user", stepOBO},
 		{"A real Azure SDK client against a real server: azblob and Azurite, with an HSM-signed assertion", stepAzurite},
 	}

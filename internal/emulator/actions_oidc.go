@@ -30,7 +30,7 @@ type ActionsOIDC struct {
 // sub; tokens are signed by e.
 func NewActionsOIDC(e *Entra, sub string) *ActionsOIDC {
 	a := &ActionsOIDC{e: e, subject: sub, token: randomHex(24), lifetime: 10 * time.Minute}
-	a.srv = newServer(http.HandlerFunc(a.serveHTTP))
+	a.srv = newServerOn(nil, http.HandlerFunc(a.serveHTTP))
 	return a
 }
 

@@ -58,10 +58,12 @@ func (e *Emulator) AddManagedIdentity(tenantID, clientID string, options *Manage
 // ManagedIdentityEnv returns the environment of an App Service app with the managed identities
 // added by AddManagedIdentity: IDENTITY_ENDPOINT ("https://127.0.0.1:{port}/msi/token") and
 // IDENTITY_HEADER (a secret of this emulator that requests must carry). Set it before creating
-// the credential, which reads it once: in a test, for k, v := range emu.ManagedIdentityEnv() {
-// t.Setenv(k, v) }; for a process, in exec.Cmd.Env. azidentity.ManagedIdentityCredential then
-// uses the App Service protocol; give it ClientOptions so that it trusts the endpoint's TLS
-// certificate.
+// the credential and keep it while the credential is used: in a test, for k, v := range
+// emu.ManagedIdentityEnv() { t.Setenv(k, v) }; for a process, in exec.Cmd.Env.
+// azidentity.ManagedIdentityCredential then uses the App Service protocol (chosen when it is
+// created; MSAL Go reads the two variables again at every token request, so a process talks to
+// one emulator's managed identity endpoint at a time); give it ClientOptions so that it trusts
+// the endpoint's TLS certificate.
 func (e *Emulator) ManagedIdentityEnv() map[string]string {
 	return map[string]string{
 		"IDENTITY_ENDPOINT": e.mi.Endpoint(),

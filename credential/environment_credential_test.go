@@ -108,10 +108,7 @@ func envOptions(f *fedEnv, k *kvEnv) *credential.EnvironmentCredentialOptions {
 func TestEnvironmentCredentialChoices(t *testing.T) {
 	h := newHSMEnv(t)
 	f := &fedEnv{env: h.env, requests: map[string]int{}, seen: map[string][]string{}}
-	f.identity = h.entra.RegisterApp(tenantA, identityClientID)
-	f.identity.AddSecret(identitySecret)
-	f.identity.MakeManagedIdentity(userAssignedID)
-	f.mi = f.identityCredential(t, h.entra, tenantA, identityClientID)
+	f.serveIdentity(t)
 	f.trust(t)
 	h.app.AddServicePrincipal(tenantB)
 	dir := t.TempDir()

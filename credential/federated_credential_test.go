@@ -22,19 +22,19 @@ import (
 
 const (
 	identityClientID = "d1d1d1d1-0000-0000-0000-0000000000d1" // the user-assigned managed identity of tenant A
-	identitySecret   = "managed-identity-stand-in-secret"
+	appSecret        = "an-ordinary-app-secret"
 	userAssignedID   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/workload"
 	storageScope     = "https://storage.azure.com/.default"
 )
 
-// fedEnv adds to env a user-assigned managed identity of tenant A. Its stand-in gets tokens from
-// the Entra emulator as the identity (a client secret credential of an "identity" registration
-// whose tokens carry xms_mirid), asked for api://AzureADTokenExchange/.default like a managed
-// identity's; the emulator's managed identity endpoint can take its place once it exists.
+// fedEnv adds to env a user-assigned managed identity of tenant A, served by the emulator's App
+// Service managed identity endpoint: its source (mi) is azidentity.ManagedIdentityCredential,
+// asked for api://AzureADTokenExchange/.default by the federated credential.
 type fedEnv struct {
 	*env
-	identity *emulator.App
-	mi       azcore.TokenCredential
+	identity   emulator.Identity
+	miEndpoint *emulator.ManagedIdentity
+	mi         azcore.TokenCredential
 
 	mu       sync.Mutex
 	requests map[string]int      // token requests per client ID
@@ -45,11 +45,8 @@ func newFedEnv(t testing.TB) *fedEnv {
 	t.Helper()
 	e := newEnv(t)
 	e.app.RemoveCertificate(e.chain[0]) // no certificate at all
-	id := e.entra.RegisterApp(tenantA, identityClientID)
-	id.AddSecret(identitySecret)
-	id.MakeManagedIdentity(userAssignedID)
-	f := &fedEnv{env: e, identity: id, requests: map[string]int{}, seen: map[string][]string{}}
-	f.mi = f.identityCredential(t, e.entra, tenantA, identityClientID)
+	f := &fedEnv{env: e, requests: map[string]int{}, seen: map[string][]string{}}
+	f.serveIdentity(t)
 	e.entra.OnToken(func(r *emulator.TokenRequest) *emulator.ErrorResponse {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -62,12 +59,55 @@ func newFedEnv(t testing.TB) *fedEnv {
 	return f
 }
 
-// identityCredential is the managed identity stand-in: its tokens come from entra for clientID.
-func (f *fedEnv) identityCredential(t testing.TB, entra *emulator.Entra, tenant, clientID string) azcore.TokenCredential {
+// serveIdentity starts a managed identity endpoint for f's Entra, serves the user-assigned
+// identity of tenant A on it and sets f.mi.
+func (f *fedEnv) serveIdentity(t testing.TB) {
+	t.Helper()
+	f.identity = emulator.Identity{TenantID: tenantA, ClientID: identityClientID, ResourceID: userAssignedID, UserAssigned: true}
+	f.miEndpoint = miEndpoint(t, f.entra)
+	f.mi = managedIdentity(t, f.miEndpoint, f.identity)
+}
+
+// miEndpoint starts a managed identity endpoint whose tokens entra signs and points
+// IDENTITY_ENDPOINT and IDENTITY_HEADER at it for the test. MSAL reads the two variables at each
+// request: a test with two endpoints points them at the one it asks (useEndpoint).
+func miEndpoint(t testing.TB, entra *emulator.Entra) *emulator.ManagedIdentity {
+	t.Helper()
+	m := emulator.NewManagedIdentity(entra)
+	t.Cleanup(m.Close)
+	useEndpoint(t, m)
+	return m
+}
+
+func useEndpoint(t testing.TB, m *emulator.ManagedIdentity) {
+	t.Helper()
+	t.Setenv("IDENTITY_ENDPOINT", m.Endpoint())
+	t.Setenv("IDENTITY_HEADER", m.Header())
+}
+
+// managedIdentity serves id on m and returns azidentity.ManagedIdentityCredential for it (a
+// system-assigned id is asked for with no ID).
+func managedIdentity(t testing.TB, m *emulator.ManagedIdentity, id emulator.Identity) azcore.TokenCredential {
+	t.Helper()
+	require.NoError(t, m.Add(id))
+	o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{
+		Transport: emulator.HTTPClient(), // trusts the emulators' CA
+		Retry:     policy.RetryOptions{MaxRetries: 2, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond},
+	}}
+	if id.UserAssigned {
+		o.ID = azidentity.ClientID(id.ClientID)
+	}
+	c, err := azidentity.NewManagedIdentityCredential(o)
+	require.NoError(t, err)
+	return c
+}
+
+// appCredential is an ordinary app's credential (a client secret): not a managed identity.
+func appCredential(t testing.TB, entra *emulator.Entra, tenant, clientID string) azcore.TokenCredential {
 	t.Helper()
 	co := entra.ClientOptions()
 	co.Retry = policy.RetryOptions{MaxRetries: 2, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond}
-	c, err := azidentity.NewClientSecretCredential(tenant, clientID, identitySecret, &azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
+	c, err := azidentity.NewClientSecretCredential(tenant, clientID, appSecret, &azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
 	require.NoError(t, err)
 	return c
 }
@@ -87,7 +127,7 @@ func (f *fedEnv) presented(clientID string) []string {
 // trust adds the app's federated identity credential for the managed identity.
 func (f *fedEnv) trust(t testing.TB) {
 	t.Helper()
-	require.NoError(t, f.app.AddFederatedCredential(f.entra.ManagedIdentityCredential("workload", tenantA, f.identity)))
+	require.NoError(t, f.app.AddFederatedCredential(f.entra.IdentityCredential("workload", f.identity)))
 }
 
 func (f *fedEnv) fedOptions() *credential.FederatedCredentialOptions {
@@ -141,7 +181,7 @@ func TestFederatedCredentialManagedIdentity(t *testing.T) {
 	require.Len(t, assertions, 1)
 	_, ac := decodeJWT(t, assertions[0])
 	assert.Equal(t, f.entra.Issuer(tenantA), ac["iss"])
-	assert.Equal(t, f.identity.ObjectID(tenantA), ac["sub"])
+	assert.Equal(t, f.identity.ObjectID(), ac["sub"])
 	assert.Equal(t, emulator.TokenExchangeAppID, ac["aud"])
 	a, err := c.Assertion(context.Background(), f.entra.TokenEndpoint(tenantA))
 	require.NoError(t, err)
@@ -180,7 +220,7 @@ func TestFederatedCredential50ColdCallers(t *testing.T) {
 		require.Equal(t, toks[0], tok)
 	}
 	assert.Equal(t, int64(1), src.n.Load(), "one source request")
-	assert.Equal(t, 1, f.count(identityClientID), "one request of the identity")
+	assert.Equal(t, int64(1), f.miEndpoint.Count("token"), "one request to the managed identity endpoint")
 	assert.Equal(t, 1, f.count(clientID), "one Entra request for the app")
 }
 
@@ -206,7 +246,7 @@ func TestFederatedCredentialWrongSubject(t *testing.T) {
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, 70021, ae.AADSTS)
 	msg := err.Error()
-	for _, want := range []string{f.entra.Issuer(tenantA), f.identity.ObjectID(tenantA), emulator.TokenExchangeAppID, "object (principal) ID", "propagating"} {
+	for _, want := range []string{f.entra.Issuer(tenantA), f.identity.ObjectID(), emulator.TokenExchangeAppID, "object (principal) ID", "propagating"} {
 		assert.Contains(t, msg, want)
 	}
 	assert.GreaterOrEqual(t, f.count(clientID), 2, "AADSTS70021 is retried")
@@ -228,7 +268,7 @@ func TestFederatedCredentialPropagationRetry(t *testing.T) {
 	_, err = f.entra.Verify(tok.Token)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, f.count(clientID), 2)
-	assert.Equal(t, 1, f.count(identityClientID), "the retries present the same source token")
+	assert.Equal(t, int64(1), f.miEndpoint.Count("token"), "the retries present the same source token")
 }
 
 func TestFederatedCredentialNoRetry(t *testing.T) {
@@ -259,7 +299,7 @@ func TestFederatedCredentialCallerDeadlineDuringRetry(t *testing.T) {
 	var afe *azidentity.AuthenticationFailedError
 	require.ErrorAs(t, err, &afe, "the caller whose context ended learns what Entra answered")
 	assert.Contains(t, err.Error(), "AADSTS70021")
-	assert.Contains(t, err.Error(), f.identity.ObjectID(tenantA))
+	assert.Contains(t, err.Error(), f.identity.ObjectID())
 
 	// A caller without a deadline joins the same request and gets its final answer.
 	_, err = c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
@@ -274,14 +314,13 @@ func TestFederatedCredentialCrossCloud(t *testing.T) {
 	other := emulator.NewEntra()
 	t.Cleanup(other.Close)
 	other.AddTenant(tenantA)
-	id := other.RegisterApp(tenantA, identityClientID)
-	id.AddSecret(identitySecret)
-	id.MakeManagedIdentity(userAssignedID)
-	require.NoError(t, f.app.AddFederatedCredential(other.ManagedIdentityCredential("other-cloud", tenantA, id)))
+	otherMI := managedIdentity(t, miEndpoint(t, other), f.identity)
+	require.NoError(t, f.app.AddFederatedCredential(other.IdentityCredential("other-cloud", f.identity)))
 	o := f.fedOptions()
 	o.PropagationRetry = -1
-	c := f.fedCred(t, f.identityCredential(t, other, tenantA, identityClientID), o)
+	c := f.fedCred(t, otherMI, o)
 	_, err := c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
+	useEndpoint(t, f.miEndpoint) // back to this cloud's endpoint
 	var ae *credential.AuthenticationError
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, 700222, ae.AADSTS)
@@ -305,23 +344,31 @@ func TestFederatedCredentialEntraRules(t *testing.T) {
 	f := newFedEnv(t)
 	// An ordinary app's token (not a managed identity) trusted by a record: refused.
 	plain := f.entra.RegisterApp(tenantA, "e1e1e1e1-0000-0000-0000-0000000000e1")
-	plain.AddSecret(identitySecret)
+	plain.AddSecret(appSecret)
 	require.NoError(t, f.app.AddFederatedCredential(f.entra.ManagedIdentityCredential("plain", tenantA, plain)))
 	o := f.fedOptions()
 	o.PropagationRetry = -1
-	c := f.fedCred(t, f.identityCredential(t, f.entra, tenantA, plain.ClientID()), o)
+	c := f.fedCred(t, appCredential(t, f.entra, tenantA, plain.ClientID()), o)
 	_, err := c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
 	var ae *credential.AuthenticationError
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, 700226, ae.AADSTS)
 	assert.Contains(t, err.Error(), "managed identity")
 
+	// A system-assigned identity's token: refused too, only user-assigned identities are trusted.
+	sys := emulator.Identity{TenantID: tenantA, ClientID: "e2e2e2e2-0000-0000-0000-0000000000e2"}
+	sysMI := managedIdentity(t, f.miEndpoint, sys)
+	require.NoError(t, f.app.AddFederatedCredential(f.entra.IdentityCredential("system-assigned", sys)))
+	c = f.fedCred(t, sysMI, o)
+	_, err = c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, 700226, ae.AADSTS)
+
 	// An identity of tenant B: the app and the identity must share a tenant.
-	idB := f.entra.RegisterApp(tenantB, "f1f1f1f1-0000-0000-0000-0000000000f1")
-	idB.AddSecret(identitySecret)
-	idB.MakeManagedIdentity(userAssignedID)
-	require.NoError(t, f.app.AddFederatedCredential(f.entra.ManagedIdentityCredential("tenant-b", tenantB, idB)))
-	c = f.fedCred(t, f.identityCredential(t, f.entra, tenantB, idB.ClientID()), o)
+	idB := emulator.Identity{TenantID: tenantB, ClientID: "f1f1f1f1-0000-0000-0000-0000000000f1", ResourceID: userAssignedID, UserAssigned: true}
+	miB := managedIdentity(t, f.miEndpoint, idB)
+	require.NoError(t, f.app.AddFederatedCredential(f.entra.IdentityCredential("tenant-b", idB)))
+	c = f.fedCred(t, miB, o)
 	_, err = c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{vaultRes}})
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, 700236, ae.AADSTS)

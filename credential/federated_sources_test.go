@@ -214,7 +214,7 @@ func TestFederatedCredentialServesOBO(t *testing.T) {
 	assert.Equal(t, clientID, claims["appid"], "obtained by the app")
 	assert.Equal(t, "https://storage.azure.com", claims["aud"])
 	_, ac := decodeJWT(t, f.presented(clientID)[0])
-	assert.Equal(t, f.identity.ObjectID(tenantA), ac["sub"], "the middle tier authenticated with the managed identity's token: no secret, no certificate")
+	assert.Equal(t, f.identity.ObjectID(), ac["sub"], "the middle tier authenticated with the managed identity's token: no secret, no certificate")
 }
 
 // TestAzidentityCallbackServesOBO: what already feeds azidentity.NewClientAssertionCredential

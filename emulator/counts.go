@@ -10,6 +10,9 @@ type Counts struct {
 	ClientCredentialsRequests, OBOExchanges int64
 	// ManagedIdentityTokens is every request to the managed identity endpoint.
 	ManagedIdentityTokens int64
+	// GitHubActionsTokens is every request to the GitHub Actions token endpoints
+	// (GitHubActionsEnv), refused ones included.
+	GitHubActionsTokens int64
 	// VaultRequests is every request to the vault, the 401 challenges (VaultChallenges) and
 	// faulted requests included.
 	VaultRequests, VaultChallenges int64
@@ -28,6 +31,7 @@ func (e *Emulator) Counts() Counts {
 		ClientCredentialsRequests: e.entra.Count("token:client_credentials"),
 		OBOExchanges:              e.entra.Count("token:obo"),
 		ManagedIdentityTokens:     e.mi.Count("token"),
+		GitHubActionsTokens:       e.gitHubActionsCount("token"),
 		VaultRequests:             e.vault.Count("total"),
 		VaultChallenges:           e.vault.Count("challenge"),
 		SecretReads:               e.vault.Count("secrets/get"),
@@ -42,4 +46,9 @@ func (e *Emulator) ResetCounts() {
 	e.entra.ResetCounts()
 	e.vault.ResetCounts()
 	e.mi.ResetCounts()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, a := range e.actions {
+		a.ResetCounts()
+	}
 }

@@ -33,6 +33,11 @@
 //     ([Emulator.RequireMFA]) to test step-up.
 //   - Serve a managed identity ([Emulator.AddManagedIdentity], [Emulator.ManagedIdentityEnv]) to
 //     azidentity.ManagedIdentityCredential.
+//   - Authenticate apps with no certificate and no secret (workload identity federation): add
+//     federated identity credentials ([Emulator.AddFederatedCredential]) that trust a
+//     user-assigned managed identity ([Emulator.Issuer], [Emulator.ManagedIdentityObjectID]), a
+//     Kubernetes service account token ([Emulator.IssueFederatedToken]) or a GitHub Actions job
+//     ([Emulator.GitHubActionsEnv]), for credential.NewFederatedCredential.
 //   - Inject faults ([Emulator.Inject]: 429 and 5xx with Retry-After, latency, reset connections,
 //     outages of one endpoint; [Emulator.InjectEntraError]: an AADSTS error of your choice) and
 //     count what clients did ([Emulator.Counts]).

@@ -28,6 +28,11 @@ type Options struct {
 	// EntraPort, VaultPort and ManagedIdentityPort are the 127.0.0.1 ports to listen on; 0 picks
 	// a free port. Optional.
 	EntraPort, VaultPort, ManagedIdentityPort int
+	// FederatedCredentialPropagation delays every federated identity credential added with
+	// AddFederatedCredential: the token endpoint sees it only that long after it was added and
+	// answers AADSTS70021 meanwhile, as Entra does while a new record propagates (for seconds to
+	// minutes), to test that a client retries. 0 makes records visible at once. Optional.
+	FederatedCredentialPropagation time.Duration
 }
 
 func (o *Options) validate() error {
@@ -35,6 +40,9 @@ func (o *Options) validate() error {
 		if err := checkID("VaultTenant", o.VaultTenant); err != nil {
 			return err
 		}
+	}
+	if o.FederatedCredentialPropagation < 0 {
+		return fmt.Errorf("emulator: FederatedCredentialPropagation %v is negative: use 0 for records visible at once", o.FederatedCredentialPropagation)
 	}
 	if o.TokenLifetime < 0 {
 		return fmt.Errorf("emulator: TokenLifetime %v is negative: use 0 for the default of 1 hour", o.TokenLifetime)
@@ -64,6 +72,8 @@ type Emulator struct {
 	granted     []string                 // client IDs with vault access
 	certs       map[string]*vaultCert    // vault certificates by lower-case name
 	entraErrors []*pendingEntraError
+	actions     map[string]*emulator.ActionsOIDC // GitHub Actions token endpoints by subject
+	closed      bool
 }
 
 // Start runs an Entra ID and a Key Vault emulator (and a managed identity endpoint) over HTTPS on
@@ -99,6 +109,7 @@ func Start(options *Options) (*Emulator, error) {
 			e.entra.SetTokenLifetime(o.TokenLifetime)
 		}
 		e.entra.OnToken(e.entraErrorHook)
+		e.entra.SetFederatedCredentialPropagation(o.FederatedCredentialPropagation)
 		e.vault = emulator.NewVaultOn(e.entra, emulator.VaultOptions{Tenant: o.VaultTenant}, lns[1])
 		lns[1] = nil
 		e.vault.AllowOnly() // nobody until GrantVaultAccess
@@ -129,10 +140,18 @@ func safely(fn func()) (err error) {
 	return nil
 }
 
-// Close stops both servers (and the managed identity endpoint) and waits for requests in
-// progress to end; calling it again does nothing. Clients get connection errors afterwards.
+// Close stops both servers (and the managed identity and GitHub Actions endpoints) and waits for
+// requests in progress to end; calling it again does nothing. Clients get connection errors
+// afterwards.
 func (e *Emulator) Close() {
 	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		e.closed = true
+		actions := e.actions
+		e.mu.Unlock()
+		for _, a := range actions {
+			a.Close()
+		}
 		if e.mi != nil {
 			e.mi.Close()
 		}

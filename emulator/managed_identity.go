@@ -15,7 +15,9 @@ type ManagedIdentityOptions struct {
 	UserAssigned bool
 	// ResourceID is the ARM resource ID of a user-assigned identity
 	// (/subscriptions/.../userAssignedIdentities/{name}), matched against
-	// azidentity.ResourceID and sent in the xms_mirid claim. Optional.
+	// azidentity.ResourceID and sent in the xms_mirid claim. Optional: without it the tokens of
+	// a user-assigned identity carry one ending in /userAssignedIdentities/{client ID}, those of
+	// the system-assigned identity its App Service app's (.../Microsoft.Web/sites/{client ID}).
 	ResourceID string
 }
 
@@ -32,6 +34,10 @@ type ManagedIdentityOptions struct {
 // cache a token with less than 5 minutes left. So a test binary running several emulators is
 // never handed one emulator's token for another's vault; in exchange every request of an Azure
 // SDK client asks the endpoint for a token (see Counts.ManagedIdentityTokens).
+//
+// A user-assigned identity can also stand in for an app's certificate: its token for
+// api://AzureADTokenExchange is a federated client assertion of an app of the same tenant that
+// trusts it (see ManagedIdentityObjectID and AddFederatedCredential).
 func (e *Emulator) AddManagedIdentity(tenantID, clientID string, options *ManagedIdentityOptions) error {
 	if err := checkID("tenant ID", tenantID); err != nil {
 		return err
@@ -52,10 +58,12 @@ func (e *Emulator) AddManagedIdentity(tenantID, clientID string, options *Manage
 // ManagedIdentityEnv returns the environment of an App Service app with the managed identities
 // added by AddManagedIdentity: IDENTITY_ENDPOINT ("https://127.0.0.1:{port}/msi/token") and
 // IDENTITY_HEADER (a secret of this emulator that requests must carry). Set it before creating
-// the credential, which reads it once: in a test, for k, v := range emu.ManagedIdentityEnv() {
-// t.Setenv(k, v) }; for a process, in exec.Cmd.Env. azidentity.ManagedIdentityCredential then
-// uses the App Service protocol; give it ClientOptions so that it trusts the endpoint's TLS
-// certificate.
+// the credential and keep it while the credential is used: in a test, for k, v := range
+// emu.ManagedIdentityEnv() { t.Setenv(k, v) }; for a process, in exec.Cmd.Env.
+// azidentity.ManagedIdentityCredential then uses the App Service protocol (chosen when it is
+// created; MSAL Go reads the two variables again at every token request, so a process talks to
+// one emulator's managed identity endpoint at a time); give it ClientOptions so that it trusts
+// the endpoint's TLS certificate.
 func (e *Emulator) ManagedIdentityEnv() map[string]string {
 	return map[string]string{
 		"IDENTITY_ENDPOINT": e.mi.Endpoint(),

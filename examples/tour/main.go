@@ -74,6 +74,7 @@ func run() int {
 		{"KeyVaultCertCredential: certificate in Key Vault, read by tenant A's identity, token in customer tenant B, rotation", stepKeyVaultCert},
 		{"HSMSignedAssertionCredential: the key never leaves the vault; Key Vault signs", stepHSM},
 		{"EasyAuthOBOCredential: a web app behind Easy Auth calls Azure as each signed-in user", stepOBO},
+		{"FederatedCredential: no certificate at all (a managed identity, a Kubernetes token file, GitHub Actions)", stepFederated},
 		{"A real Azure SDK client against a real server: azblob and Azurite, with an HSM-signed assertion", stepAzurite},
 	}
 	failed, skipped := 0, 0

@@ -58,6 +58,12 @@ func (a *ActionsOIDC) Inject(f Fault) { a.srv.inject(f) }
 // Count returns a counter: "token" (every request), "token:issued", "token:unauthorized".
 func (a *ActionsOIDC) Count(name string) int64 { return a.srv.get(name) }
 
+// ResetCounts sets every counter to 0.
+func (a *ActionsOIDC) ResetCounts() { a.srv.resetCounts() }
+
+// Subject is the sub of the job's tokens.
+func (a *ActionsOIDC) Subject() string { return a.subject }
+
 func (a *ActionsOIDC) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	a.srv.count("token")
 	if a.srv.applyFault(w, r, func(*http.Request) bool { return true }, func(status int) {

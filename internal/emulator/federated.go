@@ -218,6 +218,14 @@ func (e *Entra) ManagedIdentityCredential(name, tenant string, identity *App) Fe
 	return FederatedIdentityCredential{Name: name, Issuer: e.Issuer(tenant), Subject: identity.ObjectID(tenant), Audiences: []string{TokenExchangeAudience}}
 }
 
+// IdentityCredential returns the record with which an app trusts the managed identity id served
+// by a [ManagedIdentity] endpoint: issuer [Entra.Issuer] of its tenant, subject its object ID,
+// audience [TokenExchangeAudience]. Entra accepts the endpoint's tokens for that audience when
+// the identity is user-assigned and of the app's home tenant.
+func (e *Entra) IdentityCredential(name string, id Identity) FederatedIdentityCredential {
+	return FederatedIdentityCredential{Name: name, Issuer: e.Issuer(id.TenantID), Subject: id.ObjectID(), Audiences: []string{TokenExchangeAudience}}
+}
+
 // FederatedToken returns a token of issuer about subject for audience, valid for lifetime, signed
 // RS256 with the emulator's key: what an external identity provider (the Kubernetes service
 // account issuer, GitHub Actions) would issue, for the tests of federated credentials. The token

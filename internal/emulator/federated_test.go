@@ -17,31 +17,50 @@ import (
 )
 
 const (
-	identityID     = "a1a1a1a1-2222-4333-8444-555555555555" // the managed identity stand-in
-	identitySecret = "identity-stand-in-secret"
+	identityID     = "a1a1a1a1-2222-4333-8444-555555555555" // the user-assigned managed identity of tenant A
+	identitySecret = "ordinary-app-secret"
 	userAssigned   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/workload"
 )
 
-// fedFixture adds to the fixture a user-assigned managed identity stand-in of tenant A (an app with
-// a secret whose tokens carry xms_mirid) that the app trusts.
+// fedFixture adds to the fixture an App Service managed identity endpoint (its variables set for
+// the test) serving a user-assigned managed identity of tenant A that the app may trust.
 type fedFixture struct {
 	*fixture
-	identity *App
+	mi       *ManagedIdentity
+	identity Identity
 }
 
 func newFedFixture(t *testing.T) *fedFixture {
 	t.Helper()
 	f := newFixture(t)
-	id := f.e.RegisterApp(tenantA, identityID)
-	id.AddSecret(identitySecret)
-	id.MakeManagedIdentity(userAssigned)
-	return &fedFixture{fixture: f, identity: id}
+	m := NewManagedIdentity(f.e)
+	t.Cleanup(m.Close)
+	id := Identity{TenantID: tenantA, ClientID: identityID, ResourceID: userAssigned, UserAssigned: true}
+	require.NoError(t, m.Add(id))
+	t.Setenv("IDENTITY_ENDPOINT", m.Endpoint())
+	t.Setenv("IDENTITY_HEADER", m.Header())
+	return &fedFixture{fixture: f, mi: m, identity: id}
 }
 
-// identityToken gets the stand-in's token for the token exchange audience over HTTPS.
-func (f *fedFixture) identityToken(t *testing.T, tenant string) string {
+// identityToken gets the token of the managed identity clientID ("" for the system-assigned one)
+// for the token exchange audience from the managed identity endpoint, through azidentity.
+func (f *fedFixture) identityToken(t *testing.T, clientID string) string {
 	t.Helper()
-	c, err := azidentity.NewClientSecretCredential(tenant, identityID, identitySecret, &azidentity.ClientSecretCredentialOptions{ClientOptions: f.clientOptions(), DisableInstanceDiscovery: true})
+	o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: f.clientOptions()}
+	if clientID != "" {
+		o.ID = azidentity.ClientID(clientID)
+	}
+	c, err := azidentity.NewManagedIdentityCredential(o)
+	require.NoError(t, err)
+	tok, err := getToken(t, c, TokenExchangeAudience+"/.default")
+	require.NoError(t, err)
+	return tok.Token
+}
+
+// appToken gets an ordinary app's token (client secret) for the token exchange audience.
+func (f *fedFixture) appToken(t *testing.T, tenant, clientID string) string {
+	t.Helper()
+	c, err := azidentity.NewClientSecretCredential(tenant, clientID, identitySecret, &azidentity.ClientSecretCredentialOptions{ClientOptions: f.clientOptions(), DisableInstanceDiscovery: true})
 	require.NoError(t, err)
 	tok, err := getToken(t, c, TokenExchangeAudience+"/.default")
 	require.NoError(t, err)
@@ -71,20 +90,63 @@ func unverifiedClaims(t *testing.T, tok string) map[string]any {
 
 func TestTokenExchangeAudienceToken(t *testing.T) {
 	f := newFedFixture(t)
-	claims := unverifiedClaims(t, f.identityToken(t, tenantA))
+	claims := unverifiedClaims(t, f.identityToken(t, identityID))
 	assert.Equal(t, TokenExchangeAppID, claims["aud"], "Entra puts the token exchange app's ID in aud")
 	assert.Equal(t, f.e.Issuer(tenantA), claims["iss"])
-	assert.Equal(t, f.identity.ObjectID(tenantA), claims["sub"])
+	assert.Equal(t, f.identity.ObjectID(), claims["sub"])
+	assert.Equal(t, f.identity.ObjectID(), claims["oid"])
+	assert.Equal(t, tenantA, claims["tid"])
+	assert.Equal(t, identityID, claims["azp"])
 	assert.Equal(t, userAssigned, claims["xms_mirid"])
 	assert.Equal(t, "2.0", claims["ver"])
+
+	// Entra's client credentials path gives an app that plays the same identity the same token
+	// (but azpacr: a secret here, "1"; a managed identity's is "2").
+	id := f.e.RegisterApp(tenantA, identityID)
+	id.AddSecret(identitySecret)
+	id.MakeManagedIdentity(userAssigned)
+	cc := unverifiedClaims(t, f.appToken(t, tenantA, identityID))
+	for _, k := range []string{"aud", "iss", "sub", "oid", "tid", "azp", "idtyp", "xms_mirid", "ver"} {
+		assert.Equal(t, cc[k], claims[k], k)
+	}
+}
+
+// Every managed identity token carries xms_mirid: a user-assigned identity added without a
+// resource ID gets one, the system-assigned identity that of its App Service app.
+func TestManagedIdentityTokensCarryTheirResourceID(t *testing.T) {
+	f := newFedFixture(t)
+	const ua, sa = "a2a2a2a2-2222-4333-8444-555555555555", "a3a3a3a3-2222-4333-8444-555555555555"
+	require.NoError(t, f.mi.Add(Identity{TenantID: tenantA, ClientID: ua, UserAssigned: true}))
+	require.NoError(t, f.mi.Add(Identity{TenantID: tenantA, ClientID: sa}))
+	uaMirid, _ := unverifiedClaims(t, f.identityToken(t, ua))["xms_mirid"].(string)
+	assert.Contains(t, uaMirid, "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"+ua)
+	saMirid, _ := unverifiedClaims(t, f.identityToken(t, ""))["xms_mirid"].(string)
+	assert.Contains(t, saMirid, "/providers/Microsoft.Web/sites/"+sa)
+	// The made-up resource ID selects the user-assigned identity, as a real one does.
+	c, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: f.clientOptions(), ID: azidentity.ResourceID(uaMirid)})
+	require.NoError(t, err)
+	tok, err := getToken(t, c, vaultAud+"/.default")
+	require.NoError(t, err)
+	assert.Equal(t, ua, unverifiedClaims(t, tok.Token)["appid"])
+
+	// The user-assigned identity's token is a federated client assertion; the system-assigned's
+	// is refused (Entra accepts only user-assigned identities).
+	uaID, _ := f.mi.Lookup(ua)
+	saID, _ := f.mi.Lookup(strings.ToUpper(sa))
+	require.NoError(t, f.app.AddFederatedCredential(f.e.IdentityCredential("user-assigned", uaID)))
+	require.NoError(t, f.app.AddFederatedCredential(f.e.IdentityCredential("system-assigned", saID)))
+	status, body := f.postFederated(t, tenantA, f.identityToken(t, ua))
+	require.Equal(t, 200, status, "%v", body["error_description"])
+	_, body = f.postFederated(t, tenantA, f.identityToken(t, ""))
+	assert.Equal(t, []int{700226}, errorCodes(body), "%v", body["error_description"])
 }
 
 func TestFederatedManagedIdentityAccepted(t *testing.T) {
 	f := newFedFixture(t)
-	require.NoError(t, f.app.AddFederatedCredential(f.e.ManagedIdentityCredential("workload", tenantA, f.identity)))
+	require.NoError(t, f.app.AddFederatedCredential(f.e.IdentityCredential("workload", f.identity)))
 	f.app.AddServicePrincipal(tenantB)
 	for _, tenant := range []string{tenantA, tenantB} { // cross-tenant: the app's service principal in B
-		status, body := f.postFederated(t, tenant, f.identityToken(t, tenantA))
+		status, body := f.postFederated(t, tenant, f.identityToken(t, identityID))
 		require.Equal(t, 200, status, "%v", body["error_description"])
 		claims, err := f.e.Verify(body["access_token"].(string))
 		require.NoError(t, err)
@@ -96,9 +158,9 @@ func TestFederatedManagedIdentityAccepted(t *testing.T) {
 func TestFederatedAssertionRefusals(t *testing.T) {
 	f := newFedFixture(t)
 	const k8sIssuer = "https://oidc.prod-aks.example/tenant/issuer/"
-	require.NoError(t, f.app.AddFederatedCredential(f.e.ManagedIdentityCredential("workload", tenantA, f.identity)))
+	require.NoError(t, f.app.AddFederatedCredential(f.e.IdentityCredential("workload", f.identity)))
 	require.NoError(t, f.app.AddFederatedCredential(FederatedIdentityCredential{Name: "pod", Issuer: k8sIssuer, Subject: "system:serviceaccount:ns:sa", Audiences: []string{TokenExchangeAudience}}))
-	good := f.identityToken(t, tenantA)
+	good := f.identityToken(t, identityID)
 
 	// A second emulator stands for another cloud.
 	other := NewEntra()
@@ -107,22 +169,20 @@ func TestFederatedAssertionRefusals(t *testing.T) {
 	require.NoError(t, f.app.AddFederatedCredential(FederatedIdentityCredential{Name: "other-cloud", Issuer: other.Issuer(tenantA), Subject: "x", Audiences: []string{TokenExchangeAudience}}))
 	// An identity of tenant B, trusted by a record (Entra refuses: not the app's tenant).
 	f.e.AddTenant(tenantB)
-	idB := f.e.RegisterApp(tenantB, "b1b1b1b1-2222-4333-8444-555555555555")
-	idB.AddSecret(identitySecret)
-	idB.MakeManagedIdentity(userAssigned)
-	require.NoError(t, f.app.AddFederatedCredential(f.e.ManagedIdentityCredential("tenant-b", tenantB, idB)))
-	cB, err := azidentity.NewClientSecretCredential(tenantB, idB.ClientID(), identitySecret, &azidentity.ClientSecretCredentialOptions{ClientOptions: f.clientOptions(), DisableInstanceDiscovery: true})
-	require.NoError(t, err)
-	tokB, err := getToken(t, cB, TokenExchangeAudience+"/.default")
-	require.NoError(t, err)
+	idB := Identity{TenantID: tenantB, ClientID: "b1b1b1b1-2222-4333-8444-555555555555", ResourceID: userAssigned, UserAssigned: true}
+	require.NoError(t, f.mi.Add(idB))
+	require.NoError(t, f.app.AddFederatedCredential(f.e.IdentityCredential("tenant-b", idB)))
+	tokB := f.identityToken(t, idB.ClientID)
 	// An ordinary app (not a managed identity) of tenant A, trusted by a record.
 	plain := f.e.RegisterApp(tenantA, "c1c1c1c1-2222-4333-8444-555555555555")
 	plain.AddSecret(identitySecret)
 	require.NoError(t, f.app.AddFederatedCredential(f.e.ManagedIdentityCredential("plain-app", tenantA, plain)))
-	cPlain, err := azidentity.NewClientSecretCredential(tenantA, plain.ClientID(), identitySecret, &azidentity.ClientSecretCredentialOptions{ClientOptions: f.clientOptions(), DisableInstanceDiscovery: true})
-	require.NoError(t, err)
-	tokPlain, err := getToken(t, cPlain, TokenExchangeAudience+"/.default")
-	require.NoError(t, err)
+	tokPlain := f.appToken(t, tenantA, plain.ClientID())
+	// The system-assigned identity of tenant A, trusted by a record.
+	sys := Identity{TenantID: tenantA, ClientID: "d1d1d1d1-2222-4333-8444-555555555555"}
+	require.NoError(t, f.mi.Add(sys))
+	require.NoError(t, f.app.AddFederatedCredential(f.e.IdentityCredential("system-assigned", sys)))
+	tokSys := f.identityToken(t, "")
 
 	tampered := good[:len(good)-4] + "AAAA"
 	for _, c := range []struct {
@@ -140,8 +200,9 @@ func TestFederatedAssertionRefusals(t *testing.T) {
 		{"expired", f.e.FederatedToken(k8sIssuer, "system:serviceaccount:ns:sa", TokenExchangeAudience, -time.Minute), 700024, nil},
 		{"bad signature", tampered, 50013, nil},
 		{"other cloud", other.FederatedToken(other.Issuer(tenantA), "x", TokenExchangeAudience, time.Hour), 700222, nil},
-		{"identity of another tenant", tokB.Token, 700236, nil},
-		{"not a managed identity", tokPlain.Token, 700226, nil},
+		{"identity of another tenant", tokB, 700236, nil},
+		{"not a managed identity", tokPlain, 700226, nil},
+		{"system-assigned identity", tokSys, 700226, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, body := f.postFederated(t, tenantA, c.assertion)
@@ -198,8 +259,8 @@ func TestFederatedCredentialRecords(t *testing.T) {
 func TestFederatedCredentialPropagation(t *testing.T) {
 	f := newFedFixture(t)
 	f.e.SetFederatedCredentialPropagation(300 * time.Millisecond)
-	require.NoError(t, f.app.AddFederatedCredential(f.e.ManagedIdentityCredential("workload", tenantA, f.identity)))
-	tok := f.identityToken(t, tenantA)
+	require.NoError(t, f.app.AddFederatedCredential(f.e.IdentityCredential("workload", f.identity)))
+	tok := f.identityToken(t, identityID)
 	_, body := f.postFederated(t, tenantA, tok)
 	require.Equal(t, []int{70021}, errorCodes(body), "a new record is not seen before it propagates")
 	require.Eventually(t, func() bool {

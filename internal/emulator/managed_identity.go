@@ -39,7 +39,13 @@ type Identity struct {
 	// TenantID and ClientID of the identity (its service principal). Required.
 	TenantID, ClientID string
 	// ResourceID is the ARM resource ID of a user-assigned identity, matched against mi_res_id
-	// and sent in the xms_mirid claim. Optional.
+	// and sent in the xms_mirid claim. Optional: without it a user-assigned identity's tokens
+	// carry /subscriptions/{...}/resourcegroups/azcredkit-emulator/providers/
+	// Microsoft.ManagedIdentity/userAssignedIdentities/{client ID}, and the system-assigned
+	// identity's those of the App Service app it belongs to (.../providers/Microsoft.Web/sites/
+	// {client ID}), as every managed identity token carries its xms_mirid. Entra accepts only
+	// user-assigned identities' tokens as federated client assertions
+	// (AADSTS700226 for the others).
 	ResourceID string
 	// UserAssigned identities answer only requests that name them (client_id, object_id,
 	// principal_id or mi_res_id); the one identity that is not user-assigned is the app's
@@ -49,6 +55,19 @@ type Identity struct {
 
 // ObjectID is the identity's object (principal) ID, the oid of its tokens.
 func (id Identity) ObjectID() string { return spObjectID(id.ClientID, id.TenantID) }
+
+// resourceID is the identity's xms_mirid: ResourceID, or one made up of the identity's tenant and
+// client ID (a user-assigned identity's, or the App Service app's of a system-assigned one).
+func (id Identity) resourceID() string {
+	if id.ResourceID != "" {
+		return id.ResourceID
+	}
+	prefix := "/subscriptions/" + stableID("subscription", strings.ToLower(id.TenantID)) + "/resourcegroups/azcredkit-emulator/providers/"
+	if id.UserAssigned {
+		return prefix + "Microsoft.ManagedIdentity/userAssignedIdentities/" + id.ClientID
+	}
+	return prefix + "Microsoft.Web/sites/" + id.ClientID
+}
 
 // MaxManagedIdentityTokenLifetime bounds the lifetime of managed identity tokens (see
 // [ManagedIdentity]); shorter when the Entra emulator's token lifetime is shorter.
@@ -98,6 +117,18 @@ func (m *ManagedIdentity) Add(id Identity) error {
 	m.e.AddTenant(id.TenantID)
 	m.ids = append(m.ids, id)
 	return nil
+}
+
+// Lookup returns the identity served with clientID (compared case-insensitively).
+func (m *ManagedIdentity) Lookup(clientID string) (Identity, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range m.ids {
+		if strings.EqualFold(id.ClientID, clientID) {
+			return id, true
+		}
+	}
+	return Identity{}, false
 }
 
 // Inject adds a fault; by default it applies to every request.
@@ -166,15 +197,16 @@ func (m *ManagedIdentity) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, er.Description)
 		return
 	}
-	claims := m.e.accessTokenClaims(id.TenantID, res, id.ClientID, "2", lifetime)
+	// The claims of Entra's client credentials path (entra_http.go) for a managed identity: for
+	// api://AzureADTokenExchange a v2 token of the tenant's v2 issuer whose aud is the token
+	// exchange app, sub and oid the identity's object ID, xms_mirid its resource ID.
+	claims := m.e.accessTokenClaims(t.id, res, id.ClientID, "2", lifetime)
 	oid := id.ObjectID()
 	claims["oid"], claims["sub"], claims["idtyp"] = oid, oid, "app"
 	if res.v1 {
-		claims["idp"] = m.e.issuer(id.TenantID, true)
+		claims["idp"] = m.e.issuer(t.id, true)
 	}
-	if id.ResourceID != "" {
-		claims["xms_mirid"] = id.ResourceID
-	}
+	claims["xms_mirid"] = id.resourceID()
 	exp, _ := claims["exp"].(int64)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": m.e.sign(claims),
@@ -209,7 +241,7 @@ func (m *ManagedIdentity) identity(q map[string][]string) (Identity, bool) {
 		case "object_id", "principal_id":
 			match = strings.EqualFold(id.ObjectID(), value)
 		default:
-			match = id.ResourceID != "" && strings.EqualFold(id.ResourceID, value)
+			match = (id.ResourceID != "" || id.UserAssigned) && strings.EqualFold(id.resourceID(), value)
 		}
 		if match {
 			return id, true

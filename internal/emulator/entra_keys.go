@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"math/big"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -159,4 +160,26 @@ func (e *Entra) publicKey(kid string) *rsa.PublicKey {
 		}
 	}
 	return nil
+}
+
+// SignJWSInput returns the RS256 signature (base64url, the third part of a compact JWS) of
+// signingInput (base64url(header) + "." + base64url(payload)) with the current signing key, for
+// tests that build tokens byte by byte (fuzzing a verifier, for one); the header should name
+// [Entra.SigningKeyID] as its kid.
+func (e *Entra) SignJWSInput(signingInput string) string {
+	sig, err := jwt.SigningMethodRS256.Sign(signingInput, e.currentKey().key)
+	if err != nil {
+		panic("emulator: signing: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// AddTenantDomain gives tenant tenantID (created if needed) a domain name (for example
+// "contoso.onmicrosoft.com"), by which every endpoint also finds it, as Entra's do: its OpenID
+// configuration under the domain names the tenant ID in its issuer, and tokens requested under
+// the domain are the tenant's.
+func (e *Entra) AddTenantDomain(tenantID, domain string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tenants[strings.ToLower(domain)] = e.tenantLocked(tenantID, true)
 }

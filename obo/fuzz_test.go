@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-
 	"github.com/azcredkit/azcredkit/internal/emulator"
 	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/obo"
@@ -47,18 +45,7 @@ func fuzzEntra(t testing.TB) *emulator.Entra {
 // configuration and keys; nothing here calls GetToken.
 func fuzzApp(t testing.TB, e *emulator.Entra, trusted bool) *obo.App {
 	t.Helper()
-	co := e.ClientOptions()
-	co.Retry = policy.RetryOptions{MaxRetries: -1}
-	a, err := obo.NewAppWithSecret(fuzzTenant, fuzzClientID, "dummy-secret-never-sent", &obo.AppOptions{
-		ClientOptions:            co,
-		DisableInstanceDiscovery: true,
-		TrustEasyAuthHeaders:     trusted,
-		MaxCachedUsers:           1000,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return fuzzAppOptions(t, e, func(o *obo.AppOptions) { o.TrustEasyAuthHeaders = trusted })
 }
 
 // noExchange fails t when any token request reached e.

@@ -36,6 +36,9 @@ import (
 // preferred_username). A scope for an API that is not registered fails with AADSTS500011.
 // Client assertions are verified as Entra does: RS256 with the certificate named by x5t, PS256
 // (salt length 32) with the one named by x5t#S256, aud the tenant's token endpoint as one string.
+// Tokens are signed RS256 with a key published in every tenant's jwks_uri (kid = x5t); see
+// [Entra.RolloverSigningKey], [Entra.SetKeyEndpointOutage] and [KeysRequest] for key rollover and
+// key-endpoint outages.
 type Entra struct {
 	srv      *server
 	signKey  *rsa.PrivateKey

@@ -103,6 +103,7 @@ type domain struct {
 	resolved bool
 	failures int
 	retryAt  time.Time
+	lastErr  error
 }
 
 func newKeyCache(pl runtime.Pipeline, cfg Config, now func() time.Time) *keyCache {
@@ -161,6 +162,10 @@ func (k *keyCache) tenant(ctx context.Context, tid string) (*tenant, error) {
 		}
 	}
 	if !k.any {
+		if d, err := k.unresolved(); d != "" {
+			// Fail closed, but say why: the tenant may be the one whose ID is unknown yet.
+			return nil, &Error{Reason: KeysUnavailable, msg: fmt.Sprintf("its tenant %s is not one of the app's tenants known so far: the tenant ID of %s (configured by domain name) could not be read from its OpenID configuration", tid, d), err: err}
+		}
 		return nil, refuse(TenantNotAllowed, fmt.Sprintf("its tenant %s is not the app's tenant nor one of its additionally allowed tenants (AdditionallyAllowedTenants; \"*\" allows any)", tid))
 	}
 	k.mu.Lock()
@@ -350,6 +355,18 @@ func (k *keyCache) checkIssuer(ctx context.Context, t *tenant, iss string) error
 	return refuse(Issuer, fmt.Sprintf("its issuer %q is not tenant %s's (%s or %s)", safetext.Clip(iss, 120), t.id, v2, v1))
 }
 
+// unresolved returns the first configured domain whose tenant ID is not known, and why.
+func (k *keyCache) unresolved() (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, d := range k.domains {
+		if !d.resolved {
+			return d.name, d.lastErr
+		}
+	}
+	return "", nil
+}
+
 // resolveDomains reads the tenant IDs of configured tenants named by domain.
 func (k *keyCache) resolveDomains(ctx context.Context, pending []*domain) {
 	for _, d := range pending {
@@ -368,6 +385,7 @@ func (k *keyCache) resolveDomains(ctx context.Context, pending []*domain) {
 			if err != nil {
 				d.failures++
 				d.retryAt = k.now().Add(backoff(d.failures))
+				d.lastErr = err
 				k.log(slog.LevelWarn, "the tenant ID of a tenant named by domain could not be read", slog.String("tenant", d.name), slog.String("error", err.Error()))
 				return nil, nil
 			}

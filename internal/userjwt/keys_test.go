@@ -400,3 +400,25 @@ func TestDocumentChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestDomainTenant: a home tenant named by domain is resolved to its ID through its OpenID
+// configuration; while that fails, tokens are refused saying so.
+func TestDomainTenant(t *testing.T) {
+	f := newFixture(t)
+	f.e.AddTenantDomain(home, "contoso.example")
+	f.e.Inject(emulator.Fault{Status: http.StatusServiceUnavailable, Match: emulator.OpenIDConfigurationRequest})
+	v := f.verifier(t, func(c *Config) { c.HomeTenant = "Contoso.Example" })
+	ctx := context.Background()
+	tok := f.token(home)
+	_, err := v.Verify(ctx, tok, nil)
+	require.Equal(t, KeysUnavailable, reason(err), "%v", err)
+	require.ErrorContains(t, err, "contoso.example (configured by domain name)")
+	require.ErrorContains(t, err, "HTTP 503")
+	f.clk.add(time.Second)
+	_, err = v.Verify(ctx, tok, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), f.e.Count("openid_configuration"), "the domain's configuration served as the tenant's")
+	f.e.AddTenant("bbbbbbbb-0000-4000-8000-00000000000b")
+	_, err = v.Verify(ctx, f.token("bbbbbbbb-0000-4000-8000-00000000000b"), nil)
+	require.Equal(t, TenantNotAllowed, reason(err), "%v", err)
+}

@@ -198,7 +198,7 @@ func (a *App) fromRequest(r *http.Request) (_ *EasyAuthOBOCredential, presented 
 		}
 		return nil, false, fmt.Errorf("%w: %s", ErrNoUserToken, hint)
 	}
-	c, err := a.credential(r.Context(), tok, principal)
+	c, err := a.credential(r.Context(), false, tok, principal)
 	if err != nil {
 		return nil, true, err
 	}
@@ -216,23 +216,23 @@ const credentialTimeout = 5 * time.Second
 // so a verification that needs the tenant's signing keys fetched waits for them at most 5
 // seconds (use CredentialFromRequest, or Middleware, to bound it by the request's context).
 func (a *App) Credential(userAccessToken string) (*EasyAuthOBOCredential, error) {
-	return a.credential(nil, userAccessToken, nil)
+	return a.credential(context.Background(), true, userAccessToken, nil)
 }
 
-// credential returns the credential for token, verifying it unless the cache holds it (only
-// verified tokens are ever cached); principal, when set, must describe the token's user. ctx nil
-// means a context bounded by credentialTimeout, made only when the token must be verified (the
-// cached path allocates nothing for it).
-func (a *App) credential(ctx context.Context, token string, principal *Principal) (*EasyAuthOBOCredential, error) {
+// credential returns the credential for token, verifying it under ctx unless the cache holds it
+// (only verified tokens are ever cached); principal, when set, must describe the token's user.
+// bound adds credentialTimeout to ctx, only when the token must be verified (the cached path
+// allocates nothing for it).
+func (a *App) credential(ctx context.Context, bound bool, token string, principal *Principal) (*EasyAuthOBOCredential, error) {
 	if token == "" {
 		return nil, fmt.Errorf("%w: the user access token is empty", ErrNoUserToken)
 	}
 	k := keyOf(token)
 	e := a.cache.get(k)
 	if e == nil {
-		if ctx == nil {
+		if bound {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(context.Background(), credentialTimeout)
+			ctx, cancel = context.WithTimeout(ctx, credentialTimeout)
 			defer cancel()
 		}
 		claims, err := a.verify(ctx, token)

@@ -193,12 +193,12 @@ func TestVerifiedTokenAccepted(t *testing.T) {
 	// App ID URI audience, v1 token (its issuer is read from the tenant's v1 configuration).
 	discoveries := v.entra.Count("openid_configuration") // the App's v2 one, and the one GetToken's MSAL read
 	for _, o := range []emulator.UserTokenOptions{{AppIDURI: true}, {V1: true}} {
-		c, err = v.a.Credential(v.userToken(v.user(7003), o))
+		_, err = v.a.Credential(v.userToken(v.user(7003), o))
 		require.NoError(t, err, "%+v", o)
 	}
 	require.Equal(t, int64(1), v.entra.Count("keys"), "the keys are fetched once")
 	require.Equal(t, discoveries+1, v.entra.Count("openid_configuration"), "the v1 configuration, once (for the v1 token)")
-	c, err = v.a.Credential(v.userToken(v.user(7004), emulator.UserTokenOptions{V1: true}))
+	_, err = v.a.Credential(v.userToken(v.user(7004), emulator.UserTokenOptions{V1: true}))
 	require.NoError(t, err)
 	require.Equal(t, discoveries+1, v.entra.Count("openid_configuration"))
 	require.Equal(t, 5, v.a.CachedUsers())

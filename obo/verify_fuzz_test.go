@@ -37,7 +37,7 @@ func FuzzUserTokenVerification(f *testing.F) {
 	e.AddTenant(fuzzGuestTenant)
 	single := fuzzApp(f, e, true)
 	anyTenant := fuzzAppOptions(f, e, func(o *obo.AppOptions) { o.AdditionallyAllowedTenants = []string{"*"} })
-	keys := fuzzPublishedKeys(f, e)
+	keys := publishedKeys(f, e, fuzzTenant)
 
 	const h = `{"alg":"RS256","kid":"$KID","typ":"JWT"}`
 	const c = `{"aud":"$AUD","iss":"$ISS","tid":"$TENANT","oid":"00000000-0000-4000-8000-000000000001","scp":"user_impersonation","exp":$EXP,"nbf":$NOW,"iat":$NOW,"ver":"2.0","upn":"a@contoso.example"}`
@@ -113,11 +113,12 @@ func fuzzAppOptions(t testing.TB, e *emulator.Entra, edit func(*obo.AppOptions))
 	return a
 }
 
-// fuzzPublishedKeys reads the emulator's jwks_uri document and returns its keys by kid, taken from
-// their x5c certificates (not from n and e: the oracle decodes keys another way than the App).
-func fuzzPublishedKeys(t testing.TB, e *emulator.Entra) map[string]*rsa.PublicKey {
+// publishedKeys reads the emulator's jwks_uri document of tenant and returns its keys by kid,
+// taken from their x5c certificates (not from n and e: the tests decode keys another way than the
+// App).
+func publishedKeys(t testing.TB, e *emulator.Entra, tenant string) map[string]*rsa.PublicKey {
 	t.Helper()
-	resp, err := emulator.HTTPClient().Get(e.AuthorityHost() + fuzzTenant + "/discovery/v2.0/keys")
+	resp, err := emulator.HTTPClient().Get(e.AuthorityHost() + tenant + "/discovery/v2.0/keys")
 	if err != nil {
 		t.Fatal(err)
 	}

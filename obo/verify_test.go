@@ -312,29 +312,11 @@ func hs256(key []byte) func(string) []byte {
 // would) and returns it as a PEM public key: the classic HMAC confusion keys with these bytes.
 func publishedKeyPEM(t *testing.T, e *env, kid string) []byte {
 	t.Helper()
-	resp, err := emulator.HTTPClient().Get(e.entra.AuthorityHost() + tenant + "/discovery/v2.0/keys")
+	pub := publishedKeys(t, e.entra, tenant)[kid]
+	require.NotNil(t, pub, "kid %s not published", kid)
+	der, err := x509.MarshalPKIXPublicKey(pub)
 	require.NoError(t, err)
-	defer resp.Body.Close()
-	var set struct {
-		Keys []struct {
-			Kid string   `json:"kid"`
-			X5c []string `json:"x5c"`
-		} `json:"keys"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&set))
-	for _, k := range set.Keys {
-		if k.Kid == kid {
-			der, err := base64.StdEncoding.DecodeString(k.X5c[0])
-			require.NoError(t, err)
-			cert, err := x509.ParseCertificate(der)
-			require.NoError(t, err)
-			pub, err := x509.MarshalPKIXPublicKey(cert.PublicKey)
-			require.NoError(t, err)
-			return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
-		}
-	}
-	t.Fatalf("kid %s not published", kid)
-	return nil
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
 // TestIssue13Reproduction: the unsigned token of the issue (any upn, any oid) no longer runs the

@@ -2,6 +2,7 @@ package obo
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/userjwt"
 )
 
 const credName = "EasyAuthOBOCredential"
@@ -36,6 +38,10 @@ type AppOptions struct {
 	// Audiences are more audiences accepted for user tokens besides the client ID and
 	// "api://{client ID}" (a custom App ID URI, for example). Optional.
 	Audiences []string
+	// MaxTenants bounds how many other tenants' signing keys are cached when
+	// AdditionallyAllowedTenants holds "*" (the home tenant and listed tenants are always kept);
+	// 0 means 1,000. Optional.
+	MaxTenants int
 	// Logger: as in credential.SignedAssertionCredentialOptions (never tokens). Optional.
 	Logger *slog.Logger
 }
@@ -44,6 +50,7 @@ type AppOptions struct {
 // per-user OBO tokens. Create one per process.
 type App struct {
 	client    *entra.Client
+	verifier  *userjwt.Verifier
 	clientID  string
 	audiences []string
 	trust     bool
@@ -118,7 +125,10 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 	if err != nil {
 		return nil, optionsError{fmt.Errorf("obo: %w", err)}
 	}
-	return &App{
+	if o.MaxTenants < 0 {
+		return nil, fmt.Errorf("obo: %w: MaxTenants is %d; use 0 for the default (%d) or a positive bound", assertion.ErrInvalidOptions, o.MaxTenants, userjwt.DefaultMaxTenants)
+	}
+	a := &App{
 		client:    c,
 		clientID:  clientID,
 		audiences: append([]string{clientID, "api://" + clientID}, o.Audiences...),
@@ -128,7 +138,18 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 		logger:    o.Logger,
 		now:       time.Now,
 		authority: authority,
-	}, nil
+	}
+	// The verifier reads the clock through a.now, so that tests moving a.now move it too.
+	a.verifier, err = userjwt.New(userjwt.Config{
+		AuthorityHost: authority, ClientOptions: o.ClientOptions,
+		HomeTenant: tenantID, AllowedTenants: o.AdditionallyAllowedTenants,
+		Audiences: a.audiences, MaxTenants: o.MaxTenants,
+		Now: func() time.Time { return a.now() }, Logger: o.Logger, Credential: credName,
+	})
+	if err != nil {
+		return nil, optionsError{fmt.Errorf("obo: %w", err)}
+	}
+	return a, nil
 }
 
 // CredentialFromRequest returns a credential that acts as the request's signed-in user: it takes
@@ -146,8 +167,14 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 //   - Untrusted Easy Auth headers with no Bearer token get ErrUntrustedHeaders; no token at all, or
 //     only an id token, gets ErrNoUserToken (with what to configure).
 //
-// The user token is read locally first (not verified: Entra does that) so that an expired token
-// or one for another audience fails at once with ErrInvalidUserToken / ErrUserTokenExpired.
+// The user token is verified before anything else happens with it (see the package
+// documentation, "Verification"), under r.Context(): a token that fails gets an error wrapping
+// ErrInvalidUserToken (ErrUserTokenExpired when it has expired). Behind Easy Auth, the principal
+// headers must name the token's user (X-MS-CLIENT-PRINCIPAL-ID and the principal's object ID
+// claim equal to the token's oid, its tenant claim to the token's tid): otherwise the request is
+// refused with ErrInvalidUserToken. The first request of a token costs one RSA verification
+// (and, for the first token of a tenant, one fetch of its OpenID configuration and keys); later
+// requests of the same token are answered from the App's cache.
 func (a *App) CredentialFromRequest(r *http.Request) (*EasyAuthOBOCredential, error) {
 	c, _, err := a.fromRequest(r)
 	return c, err
@@ -168,8 +195,8 @@ func (a *App) fromRequest(r *http.Request) (_ *EasyAuthOBOCredential, presented 
 		}
 		tok = h.Get(keyAccessToken)
 	case a.bearerOK && bearer(h) != "":
-		// Only what the caller presents itself, which Entra validates during the exchange; any
-		// principal headers are left out: they are another source.
+		// Only what the caller presents itself (verified like any user token); any principal
+		// headers are left out: they are another source.
 		tok = bearer(h)
 	case hasEasyAuthHeaders(h) && a.trust:
 		if h.Get(keyIDToken) != "" {
@@ -185,7 +212,7 @@ func (a *App) fromRequest(r *http.Request) (_ *EasyAuthOBOCredential, presented 
 		}
 		return nil, false, fmt.Errorf("%w: %s", ErrNoUserToken, hint)
 	}
-	c, err := a.Credential(tok)
+	c, err := a.credential(r.Context(), false, tok, principal)
 	if err != nil {
 		return nil, true, err
 	}
@@ -193,25 +220,53 @@ func (a *App) fromRequest(r *http.Request) (_ *EasyAuthOBOCredential, presented 
 	return c, true, nil
 }
 
+// credentialTimeout bounds the verification of a user token in Credential, which has no context:
+// the first token of a tenant may need its signing keys fetched.
+const credentialTimeout = 5 * time.Second
+
 // Credential is the same for a user access token obtained any other way (e.g. a Bearer header).
+//
+// The token is verified first, exactly as in CredentialFromRequest; Credential has no context,
+// so a verification that needs the tenant's signing keys fetched waits for them at most 5
+// seconds (use CredentialFromRequest, or Middleware, to bound it by the request's context).
 func (a *App) Credential(userAccessToken string) (*EasyAuthOBOCredential, error) {
-	if userAccessToken == "" {
+	return a.credential(context.Background(), true, userAccessToken, nil)
+}
+
+// credential returns the credential for token, verifying it under ctx unless the cache holds it
+// (only verified tokens are ever cached); principal, when set, must describe the token's user.
+// bound adds credentialTimeout to ctx, only when the token must be verified (the cached path
+// allocates nothing for it).
+func (a *App) credential(ctx context.Context, bound bool, token string, principal *Principal) (*EasyAuthOBOCredential, error) {
+	if token == "" {
 		return nil, fmt.Errorf("%w: the user access token is empty", ErrNoUserToken)
 	}
-	now := a.now()
-	k := keyOf(userAccessToken)
+	k := keyOf(token)
 	e := a.cache.get(k)
 	if e == nil {
-		claims, err := a.inspect(userAccessToken, now)
+		if bound {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, credentialTimeout)
+			defer cancel()
+		}
+		claims, err := a.verify(ctx, token)
 		if err != nil {
 			return nil, err
 		}
+		if err := principal.matches(claims); err != nil {
+			return nil, err
+		}
 		e = a.cache.add(k, claims)
-	} else if !now.Before(e.claims.Expires) {
-		a.cache.remove(k)
-		return nil, fmt.Errorf("%w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, e.claims.Expires.UTC().Format(time.RFC3339))
+	} else {
+		if !a.now().Before(e.claims.Expires.Add(userjwt.Skew)) {
+			a.cache.remove(k)
+			return nil, fmt.Errorf("%w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, e.claims.Expires.UTC().Format(time.RFC3339))
+		}
+		if err := principal.matches(e.claims); err != nil {
+			return nil, err
+		}
 	}
-	return &EasyAuthOBOCredential{app: a, userToken: userAccessToken, entry: e}, nil
+	return &EasyAuthOBOCredential{app: a, userToken: token, entry: e}, nil
 }
 
 // keyOf hashes the user token without copying it (a token is about 1.5 KB; the copy was half the

@@ -26,10 +26,49 @@
 // which strips client-sent copies, or when AppOptions.TrustEasyAuthHeaders is set (Container Apps,
 // local development, tests). Otherwise they are refused with ErrUntrustedHeaders: anyone could send
 // them. The user token and the principal come from one source: the Easy Auth headers (token from
-// X-MS-TOKEN-AAD-ACCESS-TOKEN, principal from X-MS-CLIENT-PRINCIPAL), or the Bearer token alone
-// (no principal). The user token is read locally before the exchange so that tokens that are not
-// JWTs, expired, or for another audience fail at once; its signature is checked by Entra during
-// the exchange.
+// X-MS-TOKEN-AAD-ACCESS-TOKEN, principal from X-MS-CLIENT-PRINCIPAL, which must name the token's
+// user), or the Bearer token alone (no principal).
+//
+// # Verification
+//
+// Every user access token, from the Easy Auth header or from "Authorization: Bearer", is verified
+// by the App itself before it is exchanged, cached or believed (UserObjectID, UserName,
+// Principal): behind Easy Auth too, whose own checks it does not rely on. Checked, cheapest
+// first, so that a malformed or foreign token costs no network request:
+//   - a compact JWS signed RS256 (alg "none", the HMAC algorithms, PS256 and EC are refused; so is
+//     an HS256 token keyed with the RSA public key), at most MaxUserTokenSize bytes;
+//   - an access token with scp (a delegated user token; app-only tokens and id tokens are refused);
+//   - aud: the client ID, "api://{client ID}" or one of AppOptions.Audiences;
+//   - exp and nbf (and iat) with at most 5 minutes of clock skew: a token expired beyond it is
+//     refused with ErrUserTokenExpired, one not valid yet with ErrInvalidUserToken;
+//   - tid: a tenant ID, and the App's tenant or one of AdditionallyAllowedTenants ("*": any); a
+//     tenant configured by domain name has its ID read from its OpenID configuration;
+//   - the signature, with the key named by kid among the tenant's signing keys: those of the
+//     jwks_uri of {authority}/{tid}/v2.0/.well-known/openid-configuration, on the authority host
+//     of AppOptions.ClientOptions.Cloud, fetched through a pipeline built from
+//     AppOptions.ClientOptions (so transports, retries, sovereign clouds and emulators work);
+//   - iss: the tenant's v2 issuer (from that document) or its v1 issuer (from
+//     {authority}/{tid}/.well-known/openid-configuration: https://sts.windows.net/{tid}/ in the
+//     public cloud).
+//
+// A token that fails gets an error wrapping ErrInvalidUserToken that says which check failed; it
+// costs no request to Entra's token endpoint and takes no room in the cache; Middleware answers it
+// with 401 (error="invalid_token"). No option turns verification off.
+//
+// Keys are cached per tenant: the first request of a tenant fetches its configuration and keys
+// once for all concurrent requests; a kid that is not among the keys fetches them again at once,
+// then at most once per 5 minutes per tenant (random kids cannot make the App flood Entra); keys
+// are fetched again after 24 hours. When a fetch fails, the keys already fetched go on verifying
+// tokens and the next attempt backs off (1 s, doubling, at most 30 s); when none were ever fetched
+// (a cold process during an outage), tokens are refused: fail closed. Each fetch is bounded (10
+// s, 1 MB). With AdditionallyAllowedTenants "*", other tenants' keys live in a bounded cache
+// (AppOptions.MaxTenants) and tenants never seen before are admitted at most 30 at once then 1 a
+// second; beyond that their tokens are refused without a fetch.
+//
+// Verification happens once per distinct token: CredentialFromRequest (and Middleware) verify
+// under the request's context, Credential within at most 5 seconds; the result stays with the
+// token's cache entry (keyed by the token's SHA-256), so later requests of the token cost no RSA
+// verification.
 //
 // # Cache and isolation
 //

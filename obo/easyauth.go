@@ -41,7 +41,8 @@ type Claim struct {
 
 // Principal is the signed-in user as Easy Auth describes it (X-MS-CLIENT-PRINCIPAL and its -ID,
 // -NAME, -IDP companions), for logging and authorization decisions. It is only filled from
-// trusted headers.
+// trusted headers, and only when they name the user of the verified access token (same object
+// ID, same tenant).
 type Principal struct {
 	// ID is the user's object ID (X-MS-CLIENT-PRINCIPAL-ID).
 	ID string

@@ -107,14 +107,16 @@ func (c *EasyAuthOBOCredential) tenant(requested string) (string, error) {
 	return c.app.client.HomeTenant(), nil
 }
 
-// UserObjectID returns the user's object ID (oid) from the user token.
+// UserObjectID returns the user's object ID (oid) from the user token, which was verified before
+// the credential was made.
 func (c *EasyAuthOBOCredential) UserObjectID() string { return c.entry.claims.OID }
 
-// UserName returns the user's name (preferred_username or upn) from the user token.
+// UserName returns the user's name (preferred_username or upn) from the verified user token.
 func (c *EasyAuthOBOCredential) UserName() string { return c.entry.claims.Name }
 
-// Principal returns the signed-in principal from the trusted Easy Auth headers, or nil when the
-// credential came from a Bearer token (even one sent with principal headers) or App.Credential.
+// Principal returns the signed-in principal from the trusted Easy Auth headers (which name the
+// verified token's user), or nil when the credential came from a Bearer token (even one sent with
+// principal headers) or App.Credential.
 func (c *EasyAuthOBOCredential) Principal() *Principal { return c.principal }
 
 var _ azcore.TokenCredential = (*EasyAuthOBOCredential)(nil)

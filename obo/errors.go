@@ -18,11 +18,13 @@ var (
 	ErrNoUserToken = errors.New("no user access token in the request")
 	// ErrUntrustedHeaders: Easy Auth headers present, but not behind App Service auth and not trusted.
 	ErrUntrustedHeaders = errors.New("the Easy Auth (X-MS-*) headers are not trusted here: the process is not running behind App Service authentication (WEBSITE_AUTH_ENABLED is not True) and AppOptions.TrustEasyAuthHeaders is false, so a client could have forged them")
-	// ErrInvalidUserToken: the user token is not a JWT, is for another audience than this app,
-	// or is otherwise unusable for On-Behalf-Of. The error says which.
-	ErrInvalidUserToken = errors.New("the user token cannot be exchanged On-Behalf-Of")
-	// ErrUserTokenExpired: the user token has expired: the client must sign in again or refresh.
-	// It wraps ErrInvalidUserToken.
+	// ErrInvalidUserToken: the user token failed verification (not a JWT, not signed RS256 by
+	// one of its tenant's keys, another issuer, a tenant the App does not accept, another
+	// audience, not yet valid, expired), its signing keys could not be had (fail closed), or it
+	// is unusable for On-Behalf-Of (an app-only token). The error says which.
+	ErrInvalidUserToken = errors.New("the user access token was refused")
+	// ErrUserTokenExpired: the user token has expired (beyond 5 minutes of clock skew): the
+	// client must sign in again or refresh. It wraps ErrInvalidUserToken.
 	ErrUserTokenExpired = fmt.Errorf("%w: it has expired", ErrInvalidUserToken)
 	// ErrMalformedHeader: an Easy Auth header is malformed or too large.
 	ErrMalformedHeader = errors.New("malformed Easy Auth header")

@@ -8,42 +8,52 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-
+	"github.com/azcredkit/azcredkit/internal/emulator"
 	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/obo"
 )
 
 // Fuzz targets for what a web app receives from outside: the Easy Auth headers
 // (X-MS-CLIENT-PRINCIPAL and friends, X-MS-TOKEN-AAD-*), "Authorization: Bearer" and the user
-// token itself, which App.Credential reads locally. No network: the App is built with a dummy
-// authority, and CredentialFromRequest, Credential and Middleware do no I/O. Seeds in
-// testdata/fuzz/<FuzzName>: real Easy Auth principal headers, real Entra v1 and v2 access tokens,
-// id tokens, app-only tokens, expired tokens (valid ones expire in 2100), opaque tokens.
+// token itself, which App.Credential verifies. The App's Entra is an in-process emulator (HTTPS on
+// 127.0.0.1): a token that gets as far as the key lookup makes the App fetch its tenant's
+// configuration and keys from there; nothing calls GetToken. Seeds in testdata/fuzz/<FuzzName>:
+// real Easy Auth principal headers, real Entra v1 and v2 access tokens (signed by keys the
+// emulator does not have), id tokens, app-only tokens, expired tokens, opaque tokens;
+// FuzzUserTokenVerification (verify_fuzz_test.go) fuzzes tokens the emulator signs.
 //
 // Properties: no panic; bounded; errors wrap the documented sentinels; no error (and no 401 body
-// of Middleware) ever repeats a token or the principal header.
+// of Middleware) ever repeats a token or the principal header; no input reaches Entra's token
+// endpoint.
 
 const (
 	fuzzClientID = "a1a1a1a1-0000-0000-0000-0000000000a1"
 	fuzzTenant   = "aaaaaaaa-0000-0000-0000-00000000000a"
 )
 
-// fuzzApp returns an App that never reaches a network: CredentialFromRequest and Credential do
-// no I/O, and nothing here calls GetToken.
-func fuzzApp(t testing.TB, trusted bool) *obo.App {
+// fuzzEntra returns an Entra emulator with the fuzz tenant and app.
+func fuzzEntra(t testing.TB) *emulator.Entra {
 	t.Helper()
-	a, err := obo.NewAppWithSecret(fuzzTenant, fuzzClientID, "dummy-secret-never-sent", &obo.AppOptions{
-		ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/"}},
-		DisableInstanceDiscovery: true,
-		TrustEasyAuthHeaders:     trusted,
-		MaxCachedUsers:           1000,
-	})
-	if err != nil {
-		t.Fatal(err)
+	e := emulator.NewEntra()
+	t.Cleanup(e.Close)
+	e.AddTenant(fuzzTenant)
+	e.RegisterApp(fuzzTenant, fuzzClientID).AddSecret("dummy-secret-never-sent")
+	return e
+}
+
+// fuzzApp returns an App on e. CredentialFromRequest and Credential reach e only for its
+// configuration and keys; nothing here calls GetToken.
+func fuzzApp(t testing.TB, e *emulator.Entra, trusted bool) *obo.App {
+	t.Helper()
+	return fuzzAppOptions(t, e, func(o *obo.AppOptions) { o.TrustEasyAuthHeaders = trusted })
+}
+
+// noExchange fails t when any token request reached e.
+func noExchange(t *testing.T, e *emulator.Entra) {
+	t.Helper()
+	if n := e.Count("token"); n != 0 {
+		t.Fatalf("%d token requests reached Entra", n)
 	}
-	return a
 }
 
 const fuzzDeadline = 5 * time.Second
@@ -98,12 +108,14 @@ func FuzzParsePrincipal(f *testing.F) {
 
 func FuzzCredential(f *testing.F) {
 	f.Add("eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJzY3AiOiJ1c2VyX2ltcGVyc29uYXRpb24ifQ.")
-	app := fuzzApp(f, false)
+	e := fuzzEntra(f)
+	app := fuzzApp(f, e, false)
 	f.Fuzz(func(t *testing.T, token string) {
 		var c *obo.EasyAuthOBOCredential
 		var err error
 		testguard.Within(t, fuzzDeadline, "Credential", func() { c, err = app.Credential(token) })
 		checkCredential(t, c, err, token)
+		noExchange(t, e)
 	})
 }
 
@@ -142,7 +154,8 @@ func FuzzCredentialFromRequest(f *testing.F) {
 	// Trusted principal headers of one user, no Easy Auth token, and a Bearer token: never combined.
 	f.Add("", "Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJhdWQiOiJhMWExYTFhMS0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwYTEiLCJzY3AiOiJ1c2VyX2ltcGVyc29uYXRpb24iLCJvaWQiOiIwMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDIiLCJ0aWQiOiJhYWFhYWFhYS0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMGEiLCJleHAiOjQxMDI0NDQ4MDB9.", "eyJjbGFpbXMiOltdfQ==", "00000000-0000-0000-0000-000000000001", "someone@contoso.example", "aad", "", true)
 	f.Setenv("WEBSITE_AUTH_ENABLED", "") // "trusted" is the only switch here, even on App Service
-	apps := map[bool]*obo.App{false: fuzzApp(f, false), true: fuzzApp(f, true)}
+	e := fuzzEntra(f)
+	apps := map[bool]*obo.App{false: fuzzApp(f, e, false), true: fuzzApp(f, e, true)}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := obo.CredentialFromContext(r.Context()); !ok {
 			http.Error(w, "no credential in the context", http.StatusInternalServerError)
@@ -192,5 +205,6 @@ func FuzzCredentialFromRequest(f *testing.F) {
 		if s := leaked(rec.Body.String()+rec.Header().Get("WWW-Authenticate"), secrets...); s != "" {
 			t.Fatalf("Middleware's answer repeats a token or header: %s %s", rec.Header().Get("WWW-Authenticate"), rec.Body)
 		}
+		noExchange(t, e)
 	})
 }

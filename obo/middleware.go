@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+
+	"github.com/azcredkit/azcredkit/internal/userjwt"
 )
 
 type ctxKey struct{}
@@ -15,10 +17,12 @@ type ctxKey struct{}
 // The refusal tells the client only what it can act on; the full reason (which header or option
 // is missing, what to configure) goes to AppOptions.Logger. A request that carries no user token
 // gets 401 with "WWW-Authenticate: Bearer realm="", authorization_uri=..." and no error code (RFC
-// 6750 section 3.1); a token that cannot be used (expired, for another API, an id token) gets 401
-// with error="invalid_token" and an error_description; a malformed Easy Auth header gets 400 with
-// error="invalid_request". The body is a short plain-text line (never a token). The request passed
-// on is the original with a new context; it is not modified.
+// 6750 section 3.1); a token that fails verification or cannot be used (a bad signature, another
+// issuer or tenant, expired, for another API, an id token) gets 401 with error="invalid_token"
+// and a short, fixed error_description, the handler is not run, and nothing is cached or sent to
+// Entra for it; a malformed Easy Auth header gets 400 with error="invalid_request". The body is
+// a short plain-text line (never a token). The request passed on is the original with a new
+// context; it is not modified.
 func (a *App) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, presented, err := a.fromRequest(r)
@@ -47,7 +51,7 @@ func (a *App) refuse(w http.ResponseWriter, r *http.Request, presented bool, err
 	case errors.Is(err, ErrNoUserToken):
 		code, desc = "invalid_token", "the token is not an access token (an id token?)"
 	default:
-		code, desc = "invalid_token", "the access token is not for this API"
+		code, desc = "invalid_token", invalidTokenDescription(err)
 	}
 	challenge := `Bearer realm="", authorization_uri=` + quote(a.authorizeURI(a.client.HomeTenant()))
 	if code != "" {
@@ -61,6 +65,25 @@ func (a *App) refuse(w http.ResponseWriter, r *http.Request, presented bool, err
 	if a.logger != nil {
 		a.logger.LogAttrs(r.Context(), slog.LevelInfo, "request without a usable user token", slog.String("credential", credName), slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("error", err.Error()))
 	}
+}
+
+// invalidTokenDescription is the error_description of a refused token: a fixed short text per
+// kind of failure (the details, which may name tenants, keys or options, go to the log only).
+func invalidTokenDescription(err error) string {
+	var ve *userjwt.Error
+	if errors.As(err, &ve) {
+		switch ve.Reason {
+		case userjwt.Audience:
+			return "the access token is not for this API"
+		case userjwt.TenantNotAllowed:
+			return "the access token is from a tenant this API does not accept"
+		case userjwt.NotYetValid:
+			return "the access token is not valid yet"
+		case userjwt.KeysUnavailable, userjwt.TooManyTenants:
+			return "the access token cannot be verified at the moment; try again later"
+		}
+	}
+	return "the access token is invalid"
 }
 
 // CredentialFromContext returns the credential Middleware stored in ctx.

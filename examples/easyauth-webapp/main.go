@@ -27,8 +27,10 @@
 //     AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_CONTAINER. App Service sets PORT.
 //
 // X-MS-* headers are trusted only behind App Service authentication, which removes client-sent
-// copies. For local development, -dev trusts them from anyone, and -use-secret authenticates the
-// app with AZURE_CLIENT_SECRET instead of the certificate:
+// copies. Either way the user's access token (from the header or "Authorization: Bearer") is
+// verified before it is used: signature with the tenant's published keys, issuer, tenant, audience,
+// lifetime. For local development, -dev trusts the headers from anyone, and -use-secret
+// authenticates the app with AZURE_CLIENT_SECRET instead of the certificate:
 //
 //	AZURE_CLIENT_SECRET=... go run ./examples/easyauth-webapp -dev -use-secret
 //	curl -H "Authorization: Bearer $USER_TOKEN" -H "Accept: application/json" localhost:8080/

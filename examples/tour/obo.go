@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -139,5 +140,20 @@ func stepOBO(ctx context.Context, w *world) error {
 		return err
 	}
 	fmt.Printf("   GET /blobs without a user token -> HTTP %d: %.70s…\n", code, body)
+
+	// A forged token: carol's, with the claims changed to name an administrator. Its signature no
+	// longer verifies: refused before anything is exchanged or cached.
+	parts := strings.Split(toks["carol"], ".")
+	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(claims), "carol@contoso.example", "admin@contoso.example", 1)))
+	before := w.emu.Counts().OBOExchanges
+	code, body, _, err = get("/blobs", strings.Join(parts, "."))
+	if err != nil {
+		return err
+	}
+	if code != http.StatusUnauthorized || w.emu.Counts().OBOExchanges != before {
+		return fmt.Errorf("a forged token got HTTP %d", code)
+	}
+	fmt.Printf("   GET /blobs with a forged token -> HTTP %d: %.70s\n", code, body)
 	return nil
 }

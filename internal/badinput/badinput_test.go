@@ -951,7 +951,8 @@ func (x *env) cases(t *testing.T) []badCase {
 			if err != nil {
 				return err
 			}
-			c, err := a.Credential(x.userToken)
+			// A user of tenant B (the App verifies that the token is of its tenant).
+			c, err := a.Credential(x.entra.UserToken(tenantB, userOID, apiID, emulator.UserTokenOptions{}))
 			return getToken(ctx, c, err, scopes("https://vault.azure.net/user_impersonation"))
 		}, as: authFailed, phrase: "check the client ID and tenant"},
 	}

@@ -37,11 +37,20 @@ import (
 // preferred_username). A scope for an API that is not registered fails with AADSTS500011.
 // Client assertions are verified as Entra does: RS256 with the certificate named by x5t, PS256
 // (salt length 32) with the one named by x5t#S256, aud the tenant's token endpoint as one string.
+// Tokens are signed RS256 with a key published in every tenant's jwks_uri (kid = x5t); see
+// [Entra.RolloverSigningKey], [Entra.SetKeyEndpointOutage] and [KeysRequest] for key rollover and
+// key-endpoint outages.
 type Entra struct {
 	srv      *server
 	signKey  *rsa.PrivateKey
 	signCert *x509.Certificate
 	kid      string
+
+	// keys are the published signing keys, the signing one last (see entra_keys.go); nil until
+	// first used, then it starts with signKey.
+	keysMu   sync.Mutex
+	keys     []*signingKey
+	keysDown atomic.Bool // SetKeyEndpointOutage
 
 	mu        sync.Mutex
 	tenants   map[string]*tenant // by lower-case id
@@ -87,7 +96,8 @@ type UserTokenOptions struct {
 	MFA bool
 	// Lifetime of the token; 0 means the emulator's token lifetime.
 	Lifetime time.Duration
-	// Expired makes a token that expired a minute ago.
+	// Expired makes a token that expired ten minutes ago: beyond the 5 minutes of clock skew
+	// that verifiers of access tokens allow.
 	Expired bool
 	// IDToken makes an ID token instead: aud is the client ID, no scp.
 	IDToken bool
@@ -377,7 +387,7 @@ func (e *Entra) UserToken(tenant, userOID, audienceApp string, opts UserTokenOpt
 	now := time.Now()
 	iat := now
 	if opts.Expired {
-		iat = now.Add(-lifetime - time.Minute)
+		iat = now.Add(-lifetime - 10*time.Minute)
 	}
 	amr := []string{"pwd"}
 	if opts.MFA {
@@ -424,12 +434,13 @@ func (e *Entra) UserToken(tenant, userOID, audienceApp string, opts UserTokenOpt
 	return e.sign(claims)
 }
 
-// sign signs claims as an RS256 JWT with the emulator's key.
+// sign signs claims as an RS256 JWT with the emulator's current signing key.
 func (e *Entra) sign(claims jwt.MapClaims) string {
+	k := e.currentKey()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["kid"] = e.kid
-	t.Header["x5t"] = e.kid
-	s, err := t.SignedString(e.signKey)
+	t.Header["kid"] = k.kid
+	t.Header["x5t"] = k.kid
+	s, err := t.SignedString(k.key)
 	if err != nil {
 		panic("emulator: signing a token: " + err.Error())
 	}
@@ -438,15 +449,17 @@ func (e *Entra) sign(claims jwt.MapClaims) string {
 
 var errUnknownKey = errors.New("token not signed by this emulator")
 
-// Verify checks that token is a JWT issued by this emulator (RS256 signature with its key, exp
-// and nbf) and returns its claims. It does not check aud, iss or tid.
+// Verify checks that token is a JWT issued by this emulator (RS256 signature with one of its
+// published signing keys, found by kid; exp and nbf) and returns its claims. It does not check
+// aud, iss or tid.
 func (e *Entra) Verify(token string) (jwt.MapClaims, error) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		if kid, _ := t.Header["kid"].(string); kid != e.kid {
-			return nil, errUnknownKey
+		kid, _ := t.Header["kid"].(string)
+		if pub := e.publicKey(kid); pub != nil {
+			return pub, nil
 		}
-		return &e.signKey.PublicKey, nil
+		return nil, errUnknownKey
 	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired())
 	if err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -117,7 +116,7 @@ func (e *Entra) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case routeOpenIDv1:
 		e.openIDConfiguration(w, tenantSeg, t.id, false)
 	case routeKeys:
-		e.jwks(w, t.id)
+		e.jwks(w, r, t.id)
 	}
 }
 
@@ -206,20 +205,6 @@ func (e *Entra) openIDConfiguration(w http.ResponseWriter, tenantSeg, tid string
 		doc["userinfo_endpoint"] = base + "/openid/userinfo"
 	}
 	writeJSON(w, http.StatusOK, doc)
-}
-
-func (e *Entra) jwks(w http.ResponseWriter, tid string) {
-	pub := &e.signKey.PublicKey
-	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
-		"kty":    "RSA",
-		"use":    "sig",
-		"kid":    e.kid,
-		"x5t":    e.kid,
-		"n":      base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e":      base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-		"x5c":    []string{base64.StdEncoding.EncodeToString(e.signCert.Raw)},
-		"issuer": e.issuer(tid, false),
-	}}})
 }
 
 // token serves POST /{tenant}/oauth2/v2.0/token.

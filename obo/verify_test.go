@@ -241,10 +241,13 @@ func TestForgedAndInvalidTokensRefused(t *testing.T) {
 	fetched := v.entra.Count("keys") // the App's first fetch, and this test's own
 	now := time.Now()
 
+	// One character of the signature replaced by another base64url character (an XOR could make
+	// '-' or '_' into a character that is not base64url, which is a malformed token instead).
 	badSig := []byte(good)
-	badSig[len(badSig)-10] ^= 'A' ^ 'B'
-	if badSig[len(badSig)-10] == good[len(good)-10] {
-		badSig[len(badSig)-10] ^= 1
+	if badSig[len(badSig)-10] == 'A' {
+		badSig[len(badSig)-10] = 'B'
+	} else {
+		badSig[len(badSig)-10] = 'A'
 	}
 
 	for _, tc := range []struct {

@@ -275,6 +275,7 @@ func TestSoak(t *testing.T) {
 					timeout = time.Second // impatient callers
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				start := time.Now()
 				tok, err := tg.cred.GetToken(ctx, tg.opts)
 				cancel()
 				calls.Add(1)
@@ -290,8 +291,12 @@ func TestSoak(t *testing.T) {
 					}
 					continue
 				}
-				if !now.Before(tok.ExpiresOn) {
+				// Expired when the call began: the cache handed out a token it knew to be dead. (A
+				// token that expires while a loaded machine has not yet run this goroutine again
+				// after GetToken returned is not the cache's doing: compare with start, not now.)
+				if !start.Before(tok.ExpiresOn) {
 					expiredHandedOut.Add(1)
+					t.Errorf("%s: GetToken called at %s returned a token that expired at %s", tg.name, start.Format(time.RFC3339Nano), tok.ExpiresOn.Format(time.RFC3339Nano))
 				}
 				w.sawToken(tok.Token)
 				tg.state.mu.Lock()

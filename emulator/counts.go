@@ -20,24 +20,30 @@ type Counts struct {
 	// those operations (secrets/get, certificates/get, keys/get, keys/sign), those refused for
 	// lack of access included; faulted requests count in VaultRequests only.
 	SecretReads, CertificateReads, KeyReads, SignOperations int64
+	// SigningKeyFetches counts the requests for Entra ID's signing keys (jwks_uri) and
+	// OpenIDConfigurationFetches those for the OpenID configuration documents: what a token
+	// verifier costs Entra.
+	SigningKeyFetches, OpenIDConfigurationFetches int64
 }
 
 // Counts returns the counters. Each is read atomically, not all of them at once: read them when
 // the clients are done.
 func (e *Emulator) Counts() Counts {
 	return Counts{
-		TokenRequests:             e.entra.Count("token"),
-		FailedTokenRequests:       e.entra.Count("token:failed"),
-		ClientCredentialsRequests: e.entra.Count("token:client_credentials"),
-		OBOExchanges:              e.entra.Count("token:obo"),
-		ManagedIdentityTokens:     e.mi.Count("token"),
-		GitHubActionsTokens:       e.gitHubActionsCount("token"),
-		VaultRequests:             e.vault.Count("total"),
-		VaultChallenges:           e.vault.Count("challenge"),
-		SecretReads:               e.vault.Count("secrets/get"),
-		CertificateReads:          e.vault.Count("certificates/get"),
-		KeyReads:                  e.vault.Count("keys/get"),
-		SignOperations:            e.vault.Count("keys/sign"),
+		TokenRequests:              e.entra.Count("token"),
+		FailedTokenRequests:        e.entra.Count("token:failed"),
+		ClientCredentialsRequests:  e.entra.Count("token:client_credentials"),
+		OBOExchanges:               e.entra.Count("token:obo"),
+		ManagedIdentityTokens:      e.mi.Count("token"),
+		GitHubActionsTokens:        e.gitHubActionsCount("token"),
+		VaultRequests:              e.vault.Count("total"),
+		VaultChallenges:            e.vault.Count("challenge"),
+		SecretReads:                e.vault.Count("secrets/get"),
+		CertificateReads:           e.vault.Count("certificates/get"),
+		KeyReads:                   e.vault.Count("keys/get"),
+		SignOperations:             e.vault.Count("keys/sign"),
+		SigningKeyFetches:          e.entra.Count("keys"),
+		OpenIDConfigurationFetches: e.entra.Count("openid_configuration"),
 	}
 }
 

@@ -537,7 +537,8 @@ func ExampleCounts() {
 		token(cred, "https://vault.azure.net/.default") // cached after the first
 	}
 	fmt.Printf("%+v\n", emu.Counts())
-	// Output: {TokenRequests:1 FailedTokenRequests:0 ClientCredentialsRequests:1 OBOExchanges:0 ManagedIdentityTokens:0 GitHubActionsTokens:0 VaultRequests:0 VaultChallenges:0 SecretReads:0 CertificateReads:0 KeyReads:0 SignOperations:0}
+	// MSAL read the tenant's OpenID configuration once (authority discovery).
+	// Output: {TokenRequests:1 FailedTokenRequests:0 ClientCredentialsRequests:1 OBOExchanges:0 ManagedIdentityTokens:0 GitHubActionsTokens:0 VaultRequests:0 VaultChallenges:0 SecretReads:0 CertificateReads:0 KeyReads:0 SignOperations:0 SigningKeyFetches:0 OpenIDConfigurationFetches:1}
 }
 
 func ExampleEmulator_Counts() {

@@ -14,6 +14,7 @@ package userjwt
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +136,7 @@ type Claims struct {
 // token, an app-only token); its error is returned as is. Every other refusal is an *Error.
 //
 // The checks, in order (the cheap ones first, so that no malformed, expired or foreign token
-// costs a fetch): size; compact JWS with alg RS256; claims JSON; precheck; aud; exp, nbf and iat
+// costs a fetch): size; canonical base64url; compact JWS with alg RS256; claims JSON; precheck; aud; exp, nbf and iat
 // within Skew; kid present; tid a GUID and allowed; the tenant's keys (fetched when needed, see
 // keys.go) hold kid; the RS256 signature; iss is the tenant's v2 issuer or v1 issuer.
 //
@@ -144,6 +145,9 @@ type Claims struct {
 func (v *Verifier) Verify(ctx context.Context, token string, precheck func(*Claims) error) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, refuse(Malformed, fmt.Sprintf("the token is %d bytes, more than %d", len(token), MaxTokenSize))
+	}
+	if !canonical(token) {
+		return nil, refuse(Malformed, "it is not a well-formed JWT (its parts must be unpadded base64url, each in its one canonical spelling)")
 	}
 	sig, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
@@ -196,6 +200,24 @@ func (v *Verifier) Verify(ctx context.Context, token string, precheck func(*Clai
 		return nil, err
 	}
 	return &c, nil
+}
+
+// canonical reports whether every dot-separated part of token is unpadded base64url in its
+// canonical spelling: no CR or LF, and no data in the unused low bits of its last character.
+// go-jose decodes leniently (as encoding/base64 does: it skips CR and LF and ignores those
+// bits) and computes the signing input from what it decoded, re-encoded: without this check,
+// one signed token would verify under thousands of spellings, each a user cache entry and an
+// exchange of its own.
+func canonical(token string) bool {
+	if strings.ContainsAny(token, "\r\n") {
+		return false
+	}
+	for part := range strings.SplitSeq(token, ".") {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(part); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (v *Verifier) checkTimes(c *Claims) error {

@@ -25,6 +25,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	jose "github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/azcredkit/azcredkit/internal/safetext"
@@ -163,8 +164,11 @@ func (v *Verifier) Verify(ctx context.Context, token string, precheck func(*Clai
 	header := sig.Signatures[0].Header
 	// The payload Verify checks below is exactly this one (go-jose keeps the bytes it parsed):
 	// the claims decoded here are the claims verified there, and nothing in them is used before.
+	// Decoded with go-jose's JSON, as the header is: claim names match exactly (RFC 7519 section
+	// 4: "OID" is not "oid", as encoding/json would have it) and a name given twice is refused
+	// (rather than the last one overriding the first).
 	var c Claims
-	if err := json.Unmarshal(sig.UnsafePayloadWithoutVerification(), &c); err != nil {
+	if err := josejson.Unmarshal(sig.UnsafePayloadWithoutVerification(), &c); err != nil {
 		return nil, refuse(Malformed, "its claims are not a JSON object of the expected types")
 	}
 	if precheck != nil {

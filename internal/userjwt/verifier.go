@@ -65,7 +65,7 @@ type Config struct {
 	HomeTenant string
 	// AllowedTenants are more tenants whose tokens are accepted ("*": any tenant).
 	AllowedTenants []string
-	// Audiences accepted (compared case-insensitively, a trailing slash ignored).
+	// Audiences accepted (compared ignoring the case of ASCII letters and a trailing slash).
 	Audiences []string
 	// MaxTenants bounds the cache of other tenants' keys with "*"; 0 means DefaultMaxTenants.
 	MaxTenants int
@@ -249,12 +249,34 @@ func (v *Verifier) acceptsAudience(aud []string) bool {
 	for _, got := range aud {
 		got = strings.TrimSuffix(got, "/")
 		for _, want := range v.audiences {
-			if strings.EqualFold(got, want) {
+			if asciiEqualFold(got, want) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring the case of ASCII letters only:
+// strings.EqualFold also folds Unicode, under which "ſ" (U+017F) is "s" and the Kelvin sign
+// (U+212A) is "k", so that another API's App ID URI spelled with them would match this one's.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // IsGUID reports whether s is a GUID in its usual form (8-4-4-4-12 hex digits).

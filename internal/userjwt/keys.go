@@ -47,7 +47,8 @@ import (
 //
 // With any tenant allowed ("*"), tenants other than the home and listed ones live in an LRU of
 // MaxTenants, and new ones are admitted at most NewTenantBurst at once then NewTenantRate per
-// second: beyond that, tokens of new tenants are refused (TooManyTenants) without a fetch.
+// second: beyond that, tokens of new tenants are refused (TooManyTenants) without a fetch. A
+// tenant whose first fetch fails leaves the LRU at once (see forget): it is a new tenant again.
 
 const (
 	maxDocument = 1 << 20 // bytes of a configuration or key document
@@ -274,12 +275,19 @@ func (k *keyCache) load(ctx context.Context, t *tenant, kid string) {
 		keys, err = k.fetchKeys(ctx, jwksURI)
 	}
 
+	var cold bool
+	defer func() { // after t.mu is released
+		if cold {
+			k.forget(t)
+		}
+	}()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if issuer != "" {
 		t.issuer, t.jwksURI = issuer, jwksURI
 	}
 	if err != nil {
+		cold = t.keys == nil
 		t.failures++
 		t.retryAt = now.Add(backoff(t.failures))
 		t.lastErr = err
@@ -291,6 +299,19 @@ func (k *keyCache) load(ctx context.Context, t *tenant, kid string) {
 		t.refetchedAt = now
 	}
 	k.log(slog.LevelInfo, "signing keys fetched", slog.String("tenant", t.id), slog.Int("keys", len(keys)), slog.Bool("unknown_kid", refetch))
+}
+
+// forget removes t from the LRU of other tenants (with "*"), if it is there: a tenant none of whose
+// keys could ever be fetched (most often a random tenant ID that does not exist) keeps no place
+// in it, so that its next token must pass the bound on new tenants again: retries of tenants
+// admitted once are not free of it, and forged tokens cannot push real tenants out of the LRU.
+func (k *keyCache) forget(t *tenant) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.others[t.id] == t {
+		k.lru.Remove(t.elem)
+		delete(k.others, t.id)
+	}
 }
 
 func backoff(failures int) time.Duration {

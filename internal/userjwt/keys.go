@@ -48,7 +48,11 @@ import (
 // With any tenant allowed ("*"), tenants other than the home and listed ones live in an LRU of
 // MaxTenants, and new ones are admitted at most NewTenantBurst at once then NewTenantRate per
 // second: beyond that, tokens of new tenants are refused (TooManyTenants) without a fetch. A
-// tenant whose first fetch fails leaves the LRU at once (see forget): it is a new tenant again.
+// token of a new tenant is first checked with the home tenant's key of its kid (Entra signs
+// every tenant's tokens with the same keys): when it does not verify, it is refused before
+// anything is done for its tenant; when it does, it is admitted under a bound of its own, so
+// that forged tokens naming random tenants cannot lock real new tenants out. A tenant whose
+// first fetch fails leaves the LRU at once (see forget): it is a new tenant again.
 
 const (
 	maxDocument = 1 << 20 // bytes of a configuration or key document
@@ -66,11 +70,14 @@ type keyCache struct {
 	sf     singleflight.Group
 	ids    atomic.Uint64
 
-	any     bool
-	max     int
-	limiter *rate.Limiter
+	any bool
+	max int
+	// limiter bounds the new tenants admitted (with "*") whose tokens could not be checked
+	// with the home tenant's keys; verified those whose tokens verify with them (see tenant).
+	limiter, verified *rate.Limiter
 
 	mu      sync.Mutex
+	home    *tenant            // the app's tenant, once its ID is known
 	pinned  map[string]*tenant // home and listed tenants, by lower-case tenant ID
 	domains []*domain          // home and listed tenants named by domain
 	others  map[string]*tenant // with "*": other tenants, in lru
@@ -101,6 +108,7 @@ type tenant struct {
 // from its OpenID configuration's issuer.
 type domain struct {
 	name     string
+	home     bool // the app's tenant
 	resolved bool
 	failures int
 	retryAt  time.Time
@@ -110,15 +118,16 @@ type domain struct {
 func newKeyCache(pl runtime.Pipeline, cfg Config, now func() time.Time) *keyCache {
 	k := &keyCache{
 		pl: pl, host: cfg.AuthorityHost, now: now, logger: cfg.Logger, cred: cfg.Credential,
-		max:     cfg.MaxTenants,
-		limiter: rate.NewLimiter(rate.Limit(NewTenantRate), NewTenantBurst),
-		pinned:  map[string]*tenant{},
-		others:  map[string]*tenant{},
+		max:      cfg.MaxTenants,
+		limiter:  rate.NewLimiter(rate.Limit(NewTenantRate), NewTenantBurst),
+		verified: rate.NewLimiter(rate.Limit(NewTenantRate), NewTenantBurst),
+		pinned:   map[string]*tenant{},
+		others:   map[string]*tenant{},
 	}
 	if k.max <= 0 {
 		k.max = DefaultMaxTenants
 	}
-	for _, id := range append([]string{cfg.HomeTenant}, cfg.AllowedTenants...) {
+	for i, id := range append([]string{cfg.HomeTenant}, cfg.AllowedTenants...) {
 		switch low := strings.ToLower(id); {
 		case low == "*":
 			k.any = true
@@ -126,10 +135,13 @@ func newKeyCache(pl runtime.Pipeline, cfg Config, now func() time.Time) *keyCach
 			if k.pinned[low] == nil {
 				k.pinned[low] = k.newTenant(low)
 			}
+			if i == 0 {
+				k.home = k.pinned[low]
+			}
 		case low == "" || low == "common" || low == "organizations" || low == "consumers":
 			// Not a tenant: allows none by itself.
 		default:
-			k.domains = append(k.domains, &domain{name: low})
+			k.domains = append(k.domains, &domain{name: low, home: i == 0})
 		}
 	}
 	return k
@@ -139,8 +151,10 @@ func (k *keyCache) newTenant(id string) *tenant {
 	return &tenant{id: id, flight: strconv.FormatUint(k.ids.Add(1), 10)}
 }
 
-// tenant returns the cache entry of tid (a lower-case GUID) when the tenant is allowed.
-func (k *keyCache) tenant(ctx context.Context, tid string) (*tenant, error) {
+// tenant returns the cache entry of tid (a lower-case GUID) when the tenant is allowed. kid and
+// verifies (whether the token's signature verifies with a key) are for a tenant never seen
+// before, with "*".
+func (k *keyCache) tenant(ctx context.Context, tid, kid string, verifies func(*rsa.PublicKey) bool) (*tenant, error) {
 	k.mu.Lock()
 	if t := k.pinned[tid]; t != nil {
 		k.mu.Unlock()
@@ -170,12 +184,34 @@ func (k *keyCache) tenant(ctx context.Context, tid string) (*tenant, error) {
 		return nil, refuse(TenantNotAllowed, fmt.Sprintf("its tenant %s is not the app's tenant nor one of its additionally allowed tenants (AdditionallyAllowedTenants; \"*\" allows any)", tid))
 	}
 	k.mu.Lock()
+	if t := k.others[tid]; t != nil {
+		k.lru.MoveToFront(t.elem)
+		k.mu.Unlock()
+		return t, nil
+	}
+	home := k.home
+	k.mu.Unlock()
+	// A tenant never seen before. Entra signs every tenant's tokens with the same keys, which the
+	// home tenant's jwks_uri publishes: a token that names one of them and does not verify with
+	// it is forged, and costs nothing for its tenant; one that verifies is admitted under a bound
+	// of its own, which forged tokens (anyone can write a tid) cannot use up. The others (a kid
+	// the home tenant does not have, or its keys cannot be had) share the strict bound.
+	limiter := k.limiter
+	if home != nil {
+		if pub, err := k.key(ctx, home, kid); err == nil {
+			if !verifies(pub) {
+				return nil, refuse(Signature, fmt.Sprintf("its signature does not verify with key %q (of the app's tenant %s, whose keys sign every tenant's tokens)", safetext.Clip(kid, 64), home.id))
+			}
+			limiter = k.verified
+		}
+	}
+	k.mu.Lock()
 	defer k.mu.Unlock()
 	if t := k.others[tid]; t != nil {
 		k.lru.MoveToFront(t.elem)
 		return t, nil
 	}
-	if !k.limiter.AllowN(k.now(), 1) {
+	if !limiter.AllowN(k.now(), 1) {
 		return nil, refuse(TooManyTenants, fmt.Sprintf("its tenant %s was never seen before, and more than %d new tenants came in a short time (at most %g per second): refused without fetching its keys; with AdditionallyAllowedTenants \"*\" any tenant may present tokens, list the tenants to accept instead", tid, NewTenantBurst, NewTenantRate))
 	}
 	t := k.newTenant(tid)
@@ -415,6 +451,9 @@ func (k *keyCache) resolveDomains(ctx context.Context, pending []*domain) {
 				t := k.newTenant(tid)
 				t.issuer, t.jwksURI = issuer, jwksURI
 				k.pinned[tid] = t
+			}
+			if d.home {
+				k.home = k.pinned[tid]
 			}
 			return nil, nil
 		})

@@ -14,6 +14,7 @@ package userjwt
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -137,9 +138,11 @@ type Claims struct {
 // token, an app-only token); its error is returned as is. Every other refusal is an *Error.
 //
 // The checks, in order (the cheap ones first, so that no malformed, expired or foreign token
-// costs a fetch): size; canonical base64url; compact JWS with alg RS256; claims JSON; precheck; aud; exp, nbf and iat
-// within Skew; kid present; tid a GUID and allowed; the tenant's keys (fetched when needed, see
-// keys.go) hold kid; the RS256 signature; iss is the tenant's v2 issuer or v1 issuer.
+// costs a fetch): size; each part in its canonical base64url spelling; compact JWS with alg
+// RS256; claims JSON (names matched exactly, none twice); precheck; aud; exp, nbf and iat within
+// Skew; kid present; tid a GUID and allowed (with "*", a tenant never seen before is first
+// checked with the home tenant's key kid, see keys.go); the tenant's keys (fetched when needed)
+// hold kid; the RS256 signature; iss is the tenant's v2 issuer or v1 issuer.
 //
 // Network I/O happens under ctx (a fetch shared with other callers runs on, bounded by
 // FetchTimeout, when ctx ends first).
@@ -189,7 +192,10 @@ func (v *Verifier) Verify(ctx context.Context, token string, precheck func(*Clai
 	if !IsGUID(tid) {
 		return nil, refuse(Tenant, fmt.Sprintf("its tenant (tid) %q is not a tenant ID", safetext.Clip(c.TenantID, 40)))
 	}
-	t, err := v.keys.tenant(ctx, tid)
+	t, err := v.keys.tenant(ctx, tid, header.KeyID, func(pub *rsa.PublicKey) bool {
+		_, err := sig.Verify(pub)
+		return err == nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -36,9 +36,12 @@
 // Principal): behind Easy Auth too, whose own checks it does not rely on. Checked, cheapest
 // first, so that a malformed or foreign token costs no network request:
 //   - a compact JWS signed RS256 (alg "none", the HMAC algorithms, PS256 and EC are refused; so is
-//     an HS256 token keyed with the RSA public key), at most MaxUserTokenSize bytes;
+//     an HS256 token keyed with the RSA public key), at most MaxUserTokenSize bytes, each part in
+//     its one canonical unpadded base64url spelling (so that one token is one cache entry), its
+//     claims a JSON object whose names are matched exactly and given once;
 //   - an access token with scp (a delegated user token; app-only tokens and id tokens are refused);
-//   - aud: the client ID, "api://{client ID}" or one of AppOptions.Audiences;
+//   - aud: the client ID, "api://{client ID}" or one of AppOptions.Audiences (ignoring the case
+//     of ASCII letters and a trailing slash);
 //   - exp and nbf (and iat) with at most 5 minutes of clock skew: a token expired beyond it is
 //     refused with ErrUserTokenExpired, one not valid yet with ErrInvalidUserToken;
 //   - tid: a tenant ID, and the App's tenant or one of AdditionallyAllowedTenants ("*": any); a
@@ -63,7 +66,11 @@
 // (a cold process during an outage), tokens are refused: fail closed. Each fetch is bounded (10
 // s, 1 MB). With AdditionallyAllowedTenants "*", other tenants' keys live in a bounded cache
 // (AppOptions.MaxTenants) and tenants never seen before are admitted at most 30 at once then 1 a
-// second; beyond that their tokens are refused without a fetch.
+// second; beyond that their tokens are refused without a fetch. A new tenant's token is first
+// checked with the App's tenant's key of its kid (Entra signs every tenant's tokens with the same
+// keys): a forged one is refused before anything is fetched for its tenant, and a genuine one is
+// admitted under a bound of its own, which forged tokens naming random tenants cannot use up. A
+// tenant whose first fetch fails keeps no place in the cache: its next token is a new tenant's.
 //
 // Verification happens once per distinct token: CredentialFromRequest (and Middleware) verify
 // under the request's context, Credential within at most 5 seconds; the result stays with the

@@ -42,7 +42,10 @@ type Claim struct {
 // Principal is the signed-in user as Easy Auth describes it (X-MS-CLIENT-PRINCIPAL and its -ID,
 // -NAME, -IDP companions), for logging and authorization decisions. It is only filled from
 // trusted headers, and only when they name the user of the verified access token (same object
-// ID, same tenant).
+// ID, same tenant). Only those are checked against the token: Name, the roles and the other
+// claims are the headers' as the platform set them, so they are only as trustworthy as the
+// headers (AppOptions.TrustEasyAuthHeaders where nothing strips client-sent X-MS-* headers lets
+// a signed-in user claim any role); the token's own claims come from UserObjectID and UserName.
 type Principal struct {
 	// ID is the user's object ID (X-MS-CLIENT-PRINCIPAL-ID).
 	ID string

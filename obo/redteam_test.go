@@ -434,3 +434,32 @@ func TestRedTeamOneUserManyTokensEvictsOthers(t *testing.T) {
 	getToken(victim)
 	require.Equal(t, exchanges, v.entra.Count("token:obo"), "the victim was evicted by one other user's tokens")
 }
+
+// TestRedTeamIssuerOfAnotherAllowedTenant: with two tenants allowed, a token of one whose iss
+// names the other is refused (iss must be the issuer of the token's own tid); and an App whose
+// tenant is "organizations" (not a tenant) accepts no tenant's tokens by it: it fails closed.
+func TestRedTeamIssuerOfAnotherAllowedTenant(t *testing.T) {
+	const b = "cccccccc-0000-4000-8000-00000000000c"
+	v := newVerifyEnv(t, func(o *obo.AppOptions) { o.AdditionallyAllowedTenants = []string{b} })
+	v.entra.AddTenant(b)
+	_, claims := jwtParts(t, v.entra.UserToken(b, "00000000-0000-4000-8000-0000000c0001", apiID, emulator.UserTokenOptions{}))
+	_, err := v.a.Credential(v.entra.SignClaims(claims))
+	require.NoError(t, err, "tenant B's own token")
+	for _, iss := range []string{v.entra.AuthorityHost() + tenant + "/v2.0", "https://sts.windows.net/" + tenant + "/"} {
+		claims["iss"], claims["oid"] = iss, "00000000-0000-4000-8000-0000000c0002"
+		_, err = v.a.Credential(v.entra.SignClaims(claims))
+		require.ErrorIs(t, err, obo.ErrInvalidUserToken, "iss %s", iss)
+		require.ErrorContains(t, err, "issuer")
+	}
+
+	for _, home := range []string{"organizations", "common"} {
+		a, err := obo.NewAppWithSecret(home, apiID, apiSecret, v.options())
+		if err != nil {
+			continue // refused at construction: fine too
+		}
+		for _, tid := range []string{tenant, b} {
+			_, err := a.Credential(v.entra.UserToken(tid, "00000000-0000-4000-8000-0000000c0003", apiID, emulator.UserTokenOptions{}))
+			require.ErrorIs(t, err, obo.ErrInvalidUserToken, "home %s, token of %s", home, tid)
+		}
+	}
+}

@@ -11,6 +11,13 @@ import (
 // DefaultMaxCachedUsers bounds the per-user token cache when AppOptions.MaxCachedUsers is 0.
 const DefaultMaxCachedUsers = 10_000
 
+// MaxTokensPerUser bounds how many user assertions (distinct access tokens) of one user (tenant
+// and object ID) the cache holds: a new one beyond it replaces that user's oldest. A user has a
+// token or two at a time (one per client app, and a refreshed one while the old still lives), so
+// one user presenting many fresh tokens cannot push every other user out of the cache (each would
+// then cost a new exchange).
+const MaxTokensPerUser = 8
+
 const cacheShards = 16
 
 // userKey identifies one user assertion: the SHA-256 of the user's access token. A credential is
@@ -23,6 +30,8 @@ type userEntry struct {
 	claims userClaims
 	tokens tokencache.Map
 	elem   *list.Element
+	// byUser is the entry's element in its user's list (userCache.users, under admit).
+	byUser *list.Element
 }
 
 // userCache is a sharded LRU of userEntry holding at most max entries in all: each shard keeps its
@@ -35,9 +44,11 @@ type userEntry struct {
 // admit) can make it grow: no moment, however brief, sees more than max entries.
 type userCache struct {
 	shards [cacheShards]shard
-	admit  sync.Mutex // held to add an entry: one admission at a time
+	admit  sync.Mutex // held to add or remove an entry: one admission at a time
 	size   atomic.Int64
 	max    int64
+	// users lists the entries of each user (tenant/object ID), oldest first; under admit.
+	users map[string]*list.List
 }
 
 type shard struct {
@@ -50,7 +61,7 @@ func newUserCache(max int) *userCache {
 	if max <= 0 {
 		max = DefaultMaxCachedUsers
 	}
-	c := &userCache{max: int64(max)}
+	c := &userCache{max: int64(max), users: map[string]*list.List{}}
 	for i := range c.shards {
 		c.shards[i].m = make(map[userKey]*userEntry)
 	}
@@ -84,6 +95,11 @@ func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 	if e := c.get(k); e != nil { // added while this request waited for admit
 		return e
 	}
+	// One user's oldest assertions make room for their new one first.
+	u := claims.TID + "/" + claims.OID
+	for l := c.users[u]; l != nil && l.Len() >= MaxTokensPerUser; {
+		c.removeLocked(l.Front().Value.(*userEntry))
+	}
 	// No one else adds while admit is held, and size falls with every removal: when evictOne
 	// finds every shard empty, size is 0.
 	for c.size.Load() >= c.max {
@@ -98,11 +114,42 @@ func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 	e.elem = s.lru.PushFront(e)
 	s.m[k] = e
 	c.size.Add(1)
+	l := c.users[u]
+	if l == nil {
+		l = list.New()
+		c.users[u] = l
+	}
+	e.byUser = l.PushBack(e)
 	return e
 }
 
+// forgetUser drops e from its user's list. admit must be held.
+func (c *userCache) forgetUser(e *userEntry) {
+	u := e.claims.TID + "/" + e.claims.OID
+	if l := c.users[u]; l != nil && e.byUser != nil {
+		l.Remove(e.byUser)
+		e.byUser = nil
+		if l.Len() == 0 {
+			delete(c.users, u)
+		}
+	}
+}
+
+// removeLocked drops e from the cache if it is still there. admit must be held.
+func (c *userCache) removeLocked(e *userEntry) {
+	s := c.shard(e.key)
+	s.mu.Lock()
+	if s.m[e.key] == e {
+		s.lru.Remove(e.elem)
+		delete(s.m, e.key)
+		c.size.Add(-1)
+	}
+	s.mu.Unlock()
+	c.forgetUser(e)
+}
+
 // evictOne removes the least recently used entry of shard i, or of the next shard that has one.
-// It reports false when every shard was empty.
+// It reports false when every shard was empty. admit must be held.
 func (c *userCache) evictOne(i int) bool {
 	for j := range cacheShards {
 		s := &c.shards[(i+j)%cacheShards]
@@ -112,6 +159,7 @@ func (c *userCache) evictOne(i int) bool {
 			delete(s.m, old.key)
 			c.size.Add(-1)
 			s.mu.Unlock()
+			c.forgetUser(old)
 			return true
 		}
 		s.mu.Unlock()
@@ -121,13 +169,14 @@ func (c *userCache) evictOne(i int) bool {
 
 // remove drops k (its user token expired).
 func (c *userCache) remove(k userKey) {
+	c.admit.Lock()
+	defer c.admit.Unlock()
 	s := c.shard(k)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[k]; e != nil {
-		s.lru.Remove(e.elem)
-		delete(s.m, k)
-		c.size.Add(-1)
+	e := s.m[k]
+	s.mu.Unlock()
+	if e != nil {
+		c.removeLocked(e)
 	}
 }
 

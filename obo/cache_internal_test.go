@@ -97,3 +97,45 @@ func TestUserCacheBoundExactUnderConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// TestUserCachePerUserBound: goroutines admit and remove many assertions of a few users at once;
+// no user ever has more than MaxTokensPerUser entries, and the per-user lists hold exactly the
+// cached entries.
+func TestUserCachePerUserBound(t *testing.T) {
+	c := newUserCache(1000)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				var k userKey
+				binary.BigEndian.PutUint64(k[:], uint64(g*1000+i))
+				k = sha256.Sum256(k[:])
+				c.add(k, userClaims{TID: "t", OID: fmt.Sprint(i % 3)})
+				if i%5 == 0 {
+					c.remove(k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.admit.Lock()
+	defer c.admit.Unlock()
+	listed := 0
+	for u, l := range c.users {
+		if l.Len() > MaxTokensPerUser {
+			t.Errorf("user %s has %d entries, more than %d", u, l.Len(), MaxTokensPerUser)
+		}
+		for el := l.Front(); el != nil; el = el.Next() {
+			e := el.Value.(*userEntry)
+			if c.get(e.key) != e {
+				t.Errorf("user %s lists an entry that is not cached", u)
+			}
+		}
+		listed += l.Len()
+	}
+	if entries, _, _ := c.snapshot(); entries != listed {
+		t.Errorf("%d entries cached, %d in the per-user lists", entries, listed)
+	}
+}

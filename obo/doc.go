@@ -80,7 +80,8 @@
 // # Cache and isolation
 //
 // OBO tokens are cached per user assertion (SHA-256 of the user's token), tenant and scopes in one
-// bounded LRU per App (AppOptions.MaxCachedUsers, default 10,000); entries expire with their
+// bounded LRU per App (AppOptions.MaxCachedUsers, default 10,000; at most MaxTokensPerUser of one
+// user, so that one user's many tokens cannot push the others out); entries expire with their
 // tokens, and concurrent requests of one user share one exchange. A credential is bound to one
 // user assertion for its whole life: it can never return another user's token.
 //

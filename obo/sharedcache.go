@@ -111,9 +111,6 @@ const (
 	maxSharedInFlight = 128
 	// sharedWriteTimeout bounds each write and deletion of the writer.
 	sharedWriteTimeout = time.Second
-	// writerIdle: the writer goroutine ends after this long without work (and starts again
-	// with the next write), so that an App never leaves a goroutine behind.
-	writerIdle = 200 * time.Millisecond
 	// warnEvery rate-limits the warnings of each kind.
 	warnEvery = 10 * time.Second
 	nonceSize = 12
@@ -641,7 +638,9 @@ type writeJob struct {
 }
 
 // writer sends the writes and deletions of an App to the store, one at a time, from a bounded
-// queue. Its goroutine starts with the first job and ends after writerIdle without work.
+// queue. Its goroutine starts with a job and ends as soon as the queue is empty, so that an App
+// needs no Close and leaves no goroutine behind (writes follow exchanges: a goroutine start per
+// burst of writes costs nothing next to them).
 type writer struct {
 	sc      *sharedCache
 	q       chan writeJob
@@ -668,22 +667,18 @@ func (w *writer) enqueue(j writeJob) {
 }
 
 func (w *writer) run() {
-	idle := time.NewTimer(writerIdle)
-	defer idle.Stop()
 	for {
 		select {
 		case j := <-w.q:
 			w.send(j)
 			w.done()
-			idle.Reset(writerIdle)
-		case <-idle.C:
+		default:
 			w.running.Store(false)
-			// A job queued after the timer fired but before running was cleared found the
-			// writer running and started none: take it, unless a new writer already has.
+			// A job queued after the queue was found empty but before running was cleared
+			// found the writer running and started none: take it, unless a new writer has.
 			if len(w.q) == 0 || !w.running.CompareAndSwap(false, true) {
 				return
 			}
-			idle.Reset(writerIdle)
 		}
 	}
 }

@@ -75,6 +75,7 @@ func run() int {
 		{"HSMSignedAssertionCredential: the key never leaves the vault; Key Vault signs", stepHSM},
 		{"EasyAuthOBOCredential: a web app behind Easy Auth calls Azure as each signed-in user", stepOBO},
 		{"A real Azure SDK client against a real server: azblob and Azurite, with an HSM-signed assertion", stepAzurite},
+		{"Shared OBO cache: two instances of a web app, one Redis, one exchange per user for the fleet", stepRedis},
 	}
 	failed, skipped := 0, 0
 	for i, s := range steps {

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/azcredkit/azcredkit/internal/redisserver"
+	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/obo/rediscache"
 )
 
@@ -97,22 +97,19 @@ func TestCacheBoundsEveryCall(t *testing.T) {
 			"Set":    func() error { return c.Set(ctx, "k", []byte("v"), time.Now().Add(time.Minute)) },
 			"Delete": func() error { return c.Delete(ctx, "k") },
 		}
-		var wg sync.WaitGroup
 		for name, call := range calls {
-			wg.Go(func() {
-				start := time.Now()
-				err := call()
-				d := time.Since(start)
-				t.Logf("%s against a frozen Redis (timeout %v): %v after %v", name, tc.timeout, err, d.Round(time.Millisecond))
-				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Errorf("%s: %v, want a deadline error", name, err)
-				}
-				if d > tc.bound {
-					t.Errorf("%s took %v", name, d)
-				}
-			})
+			start := time.Now()
+			var err error
+			testguard.Within(t, 2*tc.bound, name, func() { err = call() })
+			d := time.Since(start)
+			t.Logf("%s against a frozen Redis (timeout %v): %v after %v", name, tc.timeout, err, d.Round(time.Millisecond))
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s: %v, want a deadline error", name, err)
+			}
+			if d > tc.bound {
+				t.Errorf("%s took %v", name, d)
+			}
 		}
-		wg.Wait()
 		if err := srv.Resume(); err != nil {
 			t.Fatal(err)
 		}
@@ -139,11 +136,13 @@ func TestCacheBoundsItsGoroutines(t *testing.T) {
 	h := hangingClient{release: make(chan struct{})}
 	c := rediscache.New(h, &rediscache.Options{Timeout: 5 * time.Millisecond})
 	busy := 0
-	for range 400 {
-		if _, err := c.Get(context.Background(), "k"); errors.Is(err, rediscache.ErrBusy) {
-			busy++
+	testguard.Within(t, 30*time.Second, "400 calls to a hung client", func() {
+		for range 400 {
+			if _, err := c.Get(context.Background(), "k"); errors.Is(err, rediscache.ErrBusy) {
+				busy++
+			}
 		}
-	}
+	})
 	if busy != 400-256 {
 		t.Errorf("%d calls refused as busy, want %d", busy, 400-256)
 	}
@@ -168,7 +167,9 @@ func TestCacheHonoursTheCallersContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := c.Get(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+	var err error
+	testguard.Within(t, 5*time.Second, "Get", func() { _, err = c.Get(ctx, "k") })
+	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {

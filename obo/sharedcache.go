@@ -413,7 +413,7 @@ func (sc *sharedCache) fetch(s *tokencache.Slot, userToken string, k tokencache.
 		switch {
 		case err == nil:
 			sc.put(e, tok, now())
-		default:
+		case !claims: // a claims request has deleted the entry already
 			if _, ok := fromEntra(err, nil).(*InteractionRequiredError); ok {
 				sc.remove(e)
 			}

@@ -506,7 +506,11 @@ func (sc *sharedCache) call(ctx context.Context, name string, fn func(context.Co
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		r.err = fmt.Errorf("no answer in time: %w", context.Cause(ctx))
+		select {
+		case r = <-done: // the answer came with the deadline: take it
+		default:
+			r.err = fmt.Errorf("no answer in time: %w", context.Cause(ctx))
+		}
 	}
 	if r.err != nil {
 		sc.failures.Add(1)

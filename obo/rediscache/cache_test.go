@@ -176,3 +176,25 @@ func TestCacheHonoursTheCallersContext(t *testing.T) {
 		t.Fatalf("returned after %v", d)
 	}
 }
+
+// instantClient answers every GET at once.
+type instantClient struct{ redis.UniversalClient }
+
+func (instantClient) Get(ctx context.Context, key string) *redis.StringCmd {
+	return redis.NewStringResult("value", nil)
+}
+
+// TestCacheAnswerNeverLost: an answer that arrives is returned, never mistaken for a timeout
+// (the call's goroutine ending and the deadline may be seen together).
+func TestCacheAnswerNeverLost(t *testing.T) {
+	c := rediscache.New(instantClient{}, nil)
+	failed := 0
+	for range 5000 {
+		if v, err := c.Get(context.Background(), "k"); err != nil || string(v) != "value" {
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of 5000 answered calls failed", failed)
+	}
+}

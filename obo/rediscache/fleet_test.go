@@ -235,7 +235,7 @@ func TestFleetRedisOutage(t *testing.T) {
 		o.SharedCacheOptions = obo.SharedCacheOptions{Cooldown: 500 * time.Millisecond}
 	}
 	apps := []*obo.App{f.app(t, nil, opts), f.app(t, nil, opts)}
-	const users = 30
+	const users = 25
 	us := make([]user, users)
 	for i := range us {
 		us[i] = f.user(i)
@@ -279,7 +279,7 @@ func TestFleetRedisOutage(t *testing.T) {
 	if err := f.redis.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	phase("Redis frozen", 20, 25)
+	phase("Redis frozen", 20, users)
 	if err := f.redis.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -290,21 +290,40 @@ func TestFleetRedisOutage(t *testing.T) {
 			t.Error("the breaker never opened during the outage")
 		}
 	}
-	time.Sleep(600 * time.Millisecond) // the cool-down ends
-	phase("Redis back", 25, users)
+	// Redis is back. The instances use it again once the breaker's cool-down has passed and
+	// go-redis has reconnected (it fails fast for up to a second after repeated dial errors):
+	// new users are served until both instances have written to Redis again.
+	written := func(a *obo.App) int64 { return a.SharedCacheStats().Writes }
+	w0, w1 := written(apps[0]), written(apps[1])
+	recovery := time.Now()
+	next := users
+	for written(apps[0]) == w0 || written(apps[1]) == w1 {
+		if time.Since(recovery) > 10*time.Second {
+			t.Fatalf("the instances did not write to Redis within 10 s of its return: %+v, %+v", apps[0].SharedCacheStats(), apps[1].SharedCacheStats())
+		}
+		us = append(us, f.user(next))
+		phase("Redis back", next, next+1)
+		next++
+		flush(t, apps...)
+	}
+	t.Logf("the instances wrote to Redis again %v after its return", time.Since(recovery).Round(time.Millisecond))
+	// Both use it now: the users they serve next are written, and a new instance reads them
+	// without an exchange.
+	for i := range 5 {
+		us = append(us, f.user(next+i))
+	}
+	phase("Redis in use", next, next+5)
 	flush(t, apps...)
-	// Redis restarted empty: users 25..29 were written after the outage; a new instance reads
-	// them without an exchange.
 	fresh := f.app(t, nil, nil)
 	before := f.exchanges()
-	for i := 25; i < users; i++ {
+	for i := next; i < next+5; i++ {
 		mustToken(t, fresh, us[i])
 	}
 	if n := f.exchanges() - before; n != 0 {
 		t.Fatalf("after the outage a new instance made %d exchanges, want 0 (the shared cache serves again)", n)
 	}
-	if s := fresh.SharedCacheStats(); s.Hits != users-25 {
-		t.Errorf("stats %+v, want %d hits", s, users-25)
+	if s := fresh.SharedCacheStats(); s.Hits != 5 {
+		t.Errorf("stats %+v, want 5 hits", s)
 	}
 	t.Logf("%d calls, %d failed, slowest %v", calls.Load(), failed.Load(), time.Duration(worst.Load()).Round(time.Millisecond))
 }

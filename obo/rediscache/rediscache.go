@@ -114,26 +114,35 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 // (ContextTimeoutEnabled false, the default) and Redis does not answer; the goroutine ends when
 // the client gives up (its ReadTimeout). At most maxInFlight such goroutines exist.
 func (c *Cache) do(ctx context.Context, op string, fn func(context.Context) error) error {
+	// Canceled when do returns: a call still running is asked to stop (go-redis gives up waiting
+	// for a connection; a command on the wire ends with its read timeout).
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	select {
 	case c.inflight <- struct{}{}:
 	default:
-		cancel()
 		return ErrBusy
 	}
 	done := make(chan error, 1)
 	go func() {
 		defer func() { <-c.inflight }()
-		defer cancel()
 		done <- fn(ctx)
 	}()
-	select {
-	case err := <-done:
+	result := func(err error) error {
 		if err != nil {
 			return fmt.Errorf("rediscache: %s: %w", op, err)
 		}
 		return nil
+	}
+	select {
+	case err := <-done:
+		return result(err)
 	case <-ctx.Done():
+		select {
+		case err := <-done: // the answer came with the deadline: take it
+			return result(err)
+		default:
+		}
 		return fmt.Errorf("rediscache: %s: no answer from Redis in time: %w", op, context.Cause(ctx))
 	}
 }

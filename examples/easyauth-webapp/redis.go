@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log"
 	"os"
 	"strings"
 	"time"
@@ -82,6 +83,13 @@ func sharedCache(opts *obo.AppOptions, miID string) (*redis.Client, error) {
 		return nil, fmt.Errorf("-redis-auth is %q; use entra, key or none", *redisAuth)
 	}
 	rdb := redis.NewClient(ro)
+	// The first connection (TLS, authentication) is made now rather than by the first request.
+	// Not fatal: the app works without Redis, and go-redis connects again later.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Printf("Redis at %s is not reachable yet (the app goes on without it until it is): %v", *redisAddr, err)
+	}
 	opts.SharedCache = rediscache.New(rdb, nil)
 	opts.SharedCacheKeys = keys
 	return rdb, nil

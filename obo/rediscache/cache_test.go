@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/internal/redisserver"
 	"github.com/azcredkit/azcredkit/internal/testguard"
 	"github.com/azcredkit/azcredkit/obo/rediscache"
@@ -196,5 +198,21 @@ func TestCacheAnswerNeverLost(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Fatalf("%d of 5000 answered calls failed", failed)
+	}
+}
+
+// panickingClient panics in GET (a bug in a hook, say).
+type panickingClient struct{ redis.UniversalClient }
+
+func (panickingClient) Get(context.Context, string) *redis.StringCmd { panic("a bug in the client") }
+
+// TestCacheClientPanicIsAnError: a panic in the client, or no client at all, is an error of the
+// call, never the end of the process.
+func TestCacheClientPanicIsAnError(t *testing.T) {
+	if _, err := rediscache.New(panickingClient{}, nil).Get(context.Background(), "k"); !errors.Is(err, panics.ErrPanic) {
+		t.Fatalf("got %v, want an error wrapping panics.ErrPanic", err)
+	}
+	if err := rediscache.New(nil, nil).Delete(context.Background(), "k"); err == nil || !strings.Contains(err.Error(), "no Redis client") {
+		t.Fatalf("nil client: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/obo"
 )
 
@@ -116,6 +117,9 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 func (c *Cache) do(ctx context.Context, op string, fn func(context.Context) error) error {
 	// Canceled when do returns: a call still running is asked to stop (go-redis gives up waiting
 	// for a connection; a command on the wire ends with its read timeout).
+	if c.client == nil {
+		return errors.New("rediscache: the Cache has no Redis client (New was given nil)")
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	select {
@@ -126,7 +130,14 @@ func (c *Cache) do(ctx context.Context, op string, fn func(context.Context) erro
 	done := make(chan error, 1)
 	go func() {
 		defer func() { <-c.inflight }()
-		done <- fn(ctx)
+		var err error
+		func() {
+			// A panic here (a nil client, a bug in a hook) would end the process: no caller's
+			// recover reaches this goroutine.
+			defer panics.Recover("the Redis client", &err)
+			err = fn(ctx)
+		}()
+		done <- err
 	}()
 	result := func(err error) error {
 		if err != nil {

@@ -557,6 +557,8 @@ func (sc *sharedCache) warn(kind int, msg string, err error, names ...string) {
 		rl.suppressed.Add(1)
 		return
 	}
+	// A panic in the user's slog handler must not take a token request or the writer with it.
+	defer func() { _ = recover() }()
 	level := slog.LevelWarn
 	if kind == warnRecovered {
 		level = slog.LevelInfo

@@ -1091,3 +1091,30 @@ func TestSharedWriterQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// panicHandler is a slog handler that panics.
+type panicHandler struct{ slog.Handler }
+
+func (panicHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (panicHandler) Handle(context.Context, slog.Record) error { panic("a bug in the log handler") }
+
+// TestSharedCacheLoggerPanic: a panicking log handler costs neither a token request nor the
+// writer (whose goroutine no recover of the caller reaches).
+func TestSharedCacheLoggerPanic(t *testing.T) {
+	se := newSharedEnv(t)
+	store := newMemStore(t)
+	store.mode.Store(storeFail) // every call warns
+	a := se.app(t, store, [][]byte{testKey(1)}, func(o *AppOptions) {
+		o.Logger = slog.New(panicHandler{})
+		o.SharedCacheOptions.FailureThreshold = 1000
+	})
+	_, _, ut := se.user(1)
+	c, err := a.Credential(ut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{shScope}}); err != nil {
+		t.Fatalf("GetToken with a panicking logger: %v", err)
+	}
+	flush(t, a) // the write fails and warns on the writer's goroutine
+}

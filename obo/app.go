@@ -44,6 +44,29 @@ type AppOptions struct {
 	MaxTenants int
 	// Logger: as in credential.SignedAssertionCredentialOptions (never tokens). Optional.
 	Logger *slog.Logger
+
+	// SharedCache, when set, shares OBO tokens between all instances of the app: a token that one
+	// instance obtained serves the others and the processes that replace them after a restart.
+	// When the store fails or is slow, the App goes on with its own cache and Entra.
+	//
+	// A token request that the App's own cache cannot answer looks in SharedCache (within
+	// SharedCacheOptions.Timeout, 75 ms by default), then exchanges the user's token; the token
+	// goes to the App's cache and, in the background, to SharedCache until it expires. Entries
+	// are encrypted and authenticated; their names reveal no token and no user. Optional;
+	// obo/rediscache implements it with Redis.
+	SharedCache SharedCache
+	// SharedCacheKeys encrypt and authenticate the shared entries (AES-256-GCM): 32-byte keys;
+	// the first encrypts, every one decrypts (for rotation). Required with SharedCache: a missing
+	// key or one of another length makes the constructor fail.
+	//
+	// Every instance must have the key that writes (the first) among its keys. To rotate: add the
+	// new key last on every instance, then make it first, then, once the tokens written with the
+	// old key have expired (a token lifetime: about 90 minutes, 28 hours with CAE), remove the old
+	// key. An entry found under an older key is written again under the first.
+	SharedCacheKeys [][]byte
+	// SharedCacheOptions tune the use of SharedCache: time budget, circuit breaker, write queue.
+	// Optional; the zero value is the default.
+	SharedCacheOptions SharedCacheOptions
 }
 
 // App is the middle-tier application: its client credential plus one shared, bounded cache of
@@ -56,6 +79,7 @@ type App struct {
 	trust     bool
 	bearerOK  bool
 	cache     *userCache
+	shared    *sharedCache // nil without AppOptions.SharedCache
 	logger    *slog.Logger
 	now       func() time.Time
 	// authority is the cloud's authority host with a trailing slash
@@ -128,6 +152,10 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 	if o.MaxTenants < 0 {
 		return nil, fmt.Errorf("obo: %w: MaxTenants is %d; use 0 for the default (%d) or a positive bound", assertion.ErrInvalidOptions, o.MaxTenants, userjwt.DefaultMaxTenants)
 	}
+	shared, err := newSharedCache(&o, clientID, authority)
+	if err != nil {
+		return nil, err
+	}
 	a := &App{
 		client:    c,
 		clientID:  clientID,
@@ -135,6 +163,7 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 		trust:     o.TrustEasyAuthHeaders || behindPlatformAuth(),
 		bearerOK:  !o.DisableBearerHeader,
 		cache:     newUserCache(o.MaxCachedUsers),
+		shared:    shared,
 		logger:    o.Logger,
 		now:       time.Now,
 		authority: authority,

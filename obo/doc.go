@@ -85,6 +85,17 @@
 // tokens, and concurrent requests of one user share one exchange. A credential is bound to one
 // user assertion for its whole life: it can never return another user's token.
 //
+// # Shared cache across instances
+//
+// With AppOptions.SharedCache (package obo/rediscache: Redis), the instances of an app share the
+// users' OBO tokens: a request that the App's own cache cannot answer looks in the shared cache
+// within SharedCacheOptions.Timeout (75 ms), then exchanges; the token goes to the App's cache
+// and, in the background, to the shared cache until it expires. Entries are AES-256-GCM
+// encrypted with AppOptions.SharedCacheKeys under names that reveal no token and no user; any
+// failure of the store is a miss, a circuit breaker stops calling a failing store for a while,
+// and nothing fails because of it. App.SharedCacheStats counts what happened;
+// App.FlushSharedCache waits for the pending writes at shutdown.
+//
 // # Step-up and consent
 //
 // When Entra needs the user to do more, GetToken returns an *InteractionRequiredError. For a

@@ -78,6 +78,9 @@ func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, op
 		}
 		return a.client.Acquire(ctx, r)
 	}
+	if a.shared != nil {
+		fetch = a.shared.fetch(s, c.userToken, key, opts.Claims != "", a.now, fetch)
+	}
 	// fromEntra runs for each caller, on the caller's own copy of a shared failure
 	// (tokencache.PerCaller).
 	if opts.Claims != "" {

@@ -34,6 +34,12 @@
 //
 //	AZURE_CLIENT_SECRET=... go run ./examples/easyauth-webapp -dev -use-secret
 //	curl -H "Authorization: Bearer $USER_TOKEN" -H "Accept: application/json" localhost:8080/
+//
+// With several instances, -redis shares the users' OBO tokens between them through Azure Cache for
+// Redis or Azure Managed Redis (Microsoft Entra authentication with the managed identity, TLS),
+// encrypted with the keys in OBO_SHARED_CACHE_KEYS (a Key Vault reference): see redis.go. Locally:
+//
+//	OBO_SHARED_CACHE_KEYS=$(head -c 32 /dev/urandom | base64) go run ./examples/easyauth-webapp -dev -use-secret -redis 127.0.0.1:6379 -redis-auth none
 package main
 
 import (
@@ -95,7 +101,15 @@ func main() {
 		accountURL = "https://" + accountURL + ".blob.core.windows.net/"
 	}
 
-	app, err := newApp(*tenant, *clientID, *certURL, *miID, secret, *useSecret, &obo.AppOptions{TrustEasyAuthHeaders: *dev})
+	opts := &obo.AppOptions{TrustEasyAuthHeaders: *dev}
+	rdb, err := sharedCache(opts, *miID) // -redis: tokens shared by every instance
+	if err != nil {
+		log.Fatal(err)
+	}
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	app, err := newApp(*tenant, *clientID, *certURL, *miID, secret, *useSecret, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -116,6 +130,7 @@ func main() {
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
+		_ = app.FlushSharedCache(shutdown) // the last tokens serve the instances that replace this one
 	}()
 	log.Printf("listening on %s (Easy Auth headers trusted from anyone: %v)", addr, *dev)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {

@@ -76,6 +76,7 @@ func run() int {
 		{"EasyAuthOBOCredential: a web app behind Easy Auth calls Azure as each signed-in user", stepOBO},
 		{"FederatedCredential: no certificate at all (a managed identity, a Kubernetes token file, GitHub Actions)", stepFederated},
 		{"A real Azure SDK client against a real server: azblob and Azurite, with an HSM-signed assertion", stepAzurite},
+		{"Shared OBO cache: two instances of a web app, one Redis, one exchange per user for the fleet", stepRedis},
 	}
 	failed, skipped := 0, 0
 	for i, s := range steps {

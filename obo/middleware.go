@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/internal/userjwt"
 )
 
@@ -63,7 +64,7 @@ func (a *App) refuse(w http.ResponseWriter, r *http.Request, presented bool, err
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(desc + "\n"))
 	if a.logger != nil {
-		a.logger.LogAttrs(r.Context(), slog.LevelInfo, "request without a usable user token", slog.String("credential", credName), slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("error", err.Error()))
+		panics.Log(r.Context(), a.logger, slog.LevelInfo, "request without a usable user token", slog.String("credential", credName), slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("error", err.Error()))
 	}
 }
 

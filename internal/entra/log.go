@@ -42,7 +42,7 @@ func Observer(logger *slog.Logger, credential, clientID, tenant, scopes string, 
 			a = append(a, slog.String("error", ev.Err.Error()))
 			a = appendPanic(a, ev.Err)
 		}
-		logger.LogAttrs(context.Background(), level, msg, a...)
+		panics.Log(context.Background(), logger, level, msg, a...)
 	}
 }
 
@@ -62,5 +62,5 @@ func Log(logger *slog.Logger, level slog.Level, credential, msg string, attrs ..
 	if logger == nil {
 		return
 	}
-	logger.LogAttrs(context.Background(), level, msg, append([]slog.Attr{slog.String("credential", credential)}, attrs...)...)
+	panics.Log(context.Background(), logger, level, msg, append([]slog.Attr{slog.String("credential", credential)}, attrs...)...)
 }

@@ -7,8 +7,10 @@
 package panics
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 
 	"github.com/azcredkit/azcredkit/internal/safetext"
@@ -78,3 +80,14 @@ func Recover(where string, err *error) {
 
 // TypeName is "(T)" for v's type, for Where texts.
 func TypeName(v any) string { return fmt.Sprintf("(%T)", v) }
+
+// Log writes one record to logger (nil: nothing), recovering from a panic in the user's
+// slog.Handler: a broken log handler must not fail a token request or kill a shared fetch (a panic
+// there would be re-panicked by singleflight on a goroutine no one can recover).
+func Log(ctx context.Context, logger *slog.Logger, level slog.Level, msg string, attrs ...slog.Attr) {
+	if logger == nil {
+		return
+	}
+	defer func() { _ = recover() }()
+	logger.LogAttrs(ctx, level, msg, attrs...)
+}

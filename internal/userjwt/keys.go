@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
+	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/internal/safetext"
 )
 
@@ -275,6 +276,14 @@ func (t *tenant) dueLocked(now time.Time, kid string) bool {
 // (or for ctx). The fetch runs on when ctx ends first, bounded by FetchTimeout.
 func (k *keyCache) refresh(ctx context.Context, t *tenant, kid string) {
 	ch := k.sf.DoChan("keys:"+t.flight, func() (any, error) {
+		// A panic here would be re-panicked by singleflight on a goroutine no one can recover:
+		// the callers see no keys (and refuse the token) instead.
+		defer func() {
+			if v := recover(); v != nil {
+				pe := panics.New("fetching the signing keys of tenant "+t.flight, v)
+				k.log(slog.LevelError, "fetching signing keys panicked", slog.String("error", pe.Error()), slog.String("panic_stack", string(pe.Stack)))
+			}
+		}()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FetchTimeout)
 		defer cancel()
 		k.load(fctx, t, kid)
@@ -598,5 +607,5 @@ func (k *keyCache) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	if k.logger == nil {
 		return
 	}
-	k.logger.LogAttrs(context.Background(), level, msg, append([]slog.Attr{slog.String("credential", k.cred)}, attrs...)...)
+	panics.Log(context.Background(), k.logger, level, msg, append([]slog.Attr{slog.String("credential", k.cred)}, attrs...)...)
 }

@@ -187,6 +187,13 @@ func newSharedCache(o *AppOptions, clientID, authority string) (*sharedCache, er
 		if len(k) != sharedKeySize {
 			return nil, fmt.Errorf("obo: %w: SharedCacheKeys[%d] is %d bytes; each key must be %d bytes (AES-256)", assertion.ErrInvalidOptions, i, len(k), sharedKeySize)
 		}
+		// A key given twice is a rotation gone wrong (the old key where the new belongs): say so
+		// rather than read every name twice.
+		for j := range i {
+			if hmac.Equal(k, o.SharedCacheKeys[j]) {
+				return nil, fmt.Errorf("obo: %w: SharedCacheKeys[%d] repeats SharedCacheKeys[%d]; give each key once (the new key first during a rotation)", assertion.ErrInvalidOptions, i, j)
+			}
+		}
 		var err error
 		if keys[i], err = deriveSharedKey(k); err != nil {
 			return nil, fmt.Errorf("obo: SharedCacheKeys[%d]: %w", i, err)

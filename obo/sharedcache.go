@@ -106,6 +106,9 @@ const (
 	sharedMaxLife = 30 * time.Hour
 	// maxSharedEntry bounds the entries read: larger ones are refused before decryption.
 	maxSharedEntry = 64 << 10
+	// maxSharedToken is the longest token whose entry fits in maxSharedEntry: the header, nonce
+	// and GCM tag, and the plaintext's fields around the token (see seal).
+	maxSharedToken = maxSharedEntry - (2 + nonceSize + 16 + 8 + 8 + 1 + len(sharedTokenType) + 4)
 	// maxSharedInFlight bounds the calls to the store that have not returned: a store that hangs
 	// despite its context holds at most this many goroutines.
 	maxSharedInFlight = 128
@@ -463,9 +466,10 @@ func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time
 	return azcore.AccessToken{}, false
 }
 
-// put queues the write of tok under the entry's first name, unless it expires too soon.
+// put queues the write of tok under the entry's first name, unless no App would take the entry
+// (see usable and open): the token expires too soon, claims to live too long, or is too long.
 func (sc *sharedCache) put(e *sharedEntry, tok azcore.AccessToken, now time.Time) {
-	if tok.ExpiresOn.Sub(now) < sharedMinLife {
+	if left := tok.ExpiresOn.Sub(now); left < sharedMinLife || left > sharedMaxLife || len(tok.Token) > maxSharedToken {
 		return
 	}
 	sc.w.enqueue(writeJob{name: e.name(0), tok: tok})

@@ -245,8 +245,9 @@ func TestRedTeamSharedNeverWritesUnreadableEntries(t *testing.T) {
 	store := newMemStore(t)
 	sc := newTestShared(t, store, testKey(1))
 	now := time.Now()
+	longest := maxSharedEntry - 2 - nonceSize - 16 - 8 - 8 - 1 - len(sharedTokenType) - 4
 	for name, tok := range map[string]azcore.AccessToken{
-		"too long":       {Token: strings.Repeat("a", maxSharedEntry), ExpiresOn: now.Add(time.Hour)},
+		"too long":       {Token: strings.Repeat("a", longest+1), ExpiresOn: now.Add(time.Hour)},
 		"lives too long": {Token: "a.b.c", ExpiresOn: now.Add(sharedMaxLife + time.Hour)},
 	} {
 		sc.put(sc.entry(name, tokencache.Key{}), tok, now)
@@ -260,7 +261,7 @@ func TestRedTeamSharedNeverWritesUnreadableEntries(t *testing.T) {
 		t.Fatalf("%d entries written that no App would read", n)
 	}
 	// The longest token that fits is written and read back.
-	fits := azcore.AccessToken{Token: strings.Repeat("a", maxSharedEntry-2-nonceSize-16-8-8-1-len(sharedTokenType)-4), ExpiresOn: now.Add(time.Hour)}
+	fits := azcore.AccessToken{Token: strings.Repeat("a", longest), ExpiresOn: now.Add(time.Hour)}
 	e := sc.entry("fits", tokencache.Key{})
 	sc.put(e, fits, now)
 	if err := sc.w.flush(ctx); err != nil {

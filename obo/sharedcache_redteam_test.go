@@ -435,3 +435,79 @@ func TestRedTeamSharedValueLengthRevealsTokenLength(t *testing.T) {
 		t.Fatalf("tokens of 1,500 and 1,517 bytes give values of %d and %d bytes", len(a), len(b))
 	}
 }
+
+// coldStore is a store whose calls wait, honouring their context, until a connection made at its
+// first call is up (connect later): a new instance's first connection to a remote Redis.
+type coldStore struct {
+	SharedCache
+	connect time.Duration
+	once    sync.Once
+	up      chan struct{}
+}
+
+func (c *coldStore) wait(ctx context.Context) error {
+	c.once.Do(func() { time.AfterFunc(c.connect, func() { close(c.up) }) })
+	select {
+	case <-c.up:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *coldStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := c.wait(ctx); err != nil {
+		return nil, err
+	}
+	return c.SharedCache.Get(ctx, key)
+}
+
+func (c *coldStore) Set(ctx context.Context, key string, value []byte, expiresAt time.Time) error {
+	if err := c.wait(ctx); err != nil {
+		return err
+	}
+	return c.SharedCache.Set(ctx, key, value, expiresAt)
+}
+
+// TestRedTeamSharedColdConnectionBurst: a new instance (a rolling restart) gets a burst of
+// requests while its first connection to the store takes longer than the lookup budget (150 ms
+// against 75 ms). Those lookups miss (the budget is the budget) and their timeouts open the
+// breaker, but the calls go on, and the first one that succeeds closes it: the requests after
+// the burst are served from the store, instead of every instance exchanging every user for a
+// whole Cooldown (30 s) after each restart.
+func TestRedTeamSharedColdConnectionBurst(t *testing.T) {
+	se := newSharedEnv(t)
+	store := newMemStore(t)
+	keys := [][]byte{testKey(1)}
+	warm := se.app(t, store, keys, nil)
+	const users = 24
+	uts := make([]string, users)
+	for i := range uts {
+		_, _, uts[i] = se.user(i)
+		getToken(t, warm, uts[i], shScope)
+	}
+	flush(t, warm)
+	before := se.exchanges()
+
+	cs := &coldStore{SharedCache: store, connect: 150 * time.Millisecond, up: make(chan struct{})}
+	cold := se.app(t, cs, keys, nil)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() { getToken(t, cold, uts[i], shScope) })
+	}
+	wg.Wait()
+	burst := se.exchanges() - before
+	<-cs.up
+	time.Sleep(50 * time.Millisecond) // the calls of the burst return
+	for i := 8; i < users; i++ {
+		getToken(t, cold, uts[i], shScope)
+	}
+	later := se.exchanges() - before - burst
+	t.Logf("%d exchanges in the burst of 8, %d for the %d users after it; %+v", burst, later, users-8, cold.SharedCacheStats())
+	if s := cold.SharedCacheStats(); s.BreakerTrips == 0 {
+		t.Fatalf("the burst did not open the breaker (%+v): the test shows nothing", s)
+	}
+	if later > 0 {
+		t.Errorf("%d of the %d users after the burst were exchanged although their tokens were in the store", later, users-8)
+	}
+}

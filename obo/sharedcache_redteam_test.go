@@ -511,3 +511,22 @@ func TestRedTeamSharedColdConnectionBurst(t *testing.T) {
 		t.Errorf("%d of the %d users after the burst were exchanged although their tokens were in the store", later, users-8)
 	}
 }
+
+// TestRedTeamSharedKeysNotRetained: the App derives its keys when it is made and keeps neither
+// SharedCacheKeys nor its slices: a caller that clears its key material afterwards (as it should)
+// changes nothing, and entries stay readable by Apps given the same key.
+func TestRedTeamSharedKeysNotRetained(t *testing.T) {
+	se := newSharedEnv(t)
+	store := newMemStore(t)
+	k := testKey(4)
+	keys := [][]byte{bytes.Clone(k)}
+	a := se.app(t, store, keys, nil)
+	clear(keys[0])
+	keys[0] = nil
+	_, _, ut := se.user(1)
+	tok := getToken(t, a, ut, shScope)
+	flush(t, a)
+	if got := getToken(t, se.app(t, store, [][]byte{k}, nil), ut, shScope); got.Token != tok.Token || se.exchanges() != 1 {
+		t.Fatal("an App given the original key did not read the entry written after the caller cleared its copy")
+	}
+}

@@ -57,7 +57,7 @@ type AppOptions struct {
 	SharedCache SharedCache
 	// SharedCacheKeys encrypt and authenticate the shared entries (AES-256-GCM): 32-byte keys;
 	// the first encrypts, every one decrypts (for rotation). Required with SharedCache: a missing
-	// key or one of another length makes the constructor fail.
+	// key or one of another length makes the constructor fail (so does a key given twice).
 	//
 	// Every instance must have the key that writes (the first) among its keys. To rotate: add the
 	// new key last on every instance, then make it first, then, once the tokens written with the

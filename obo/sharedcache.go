@@ -51,7 +51,9 @@ type SharedCacheOptions struct {
 	Timeout time.Duration
 	// FailureThreshold is how many consecutive failed calls (errors and timeouts) open the circuit
 	// breaker: the App then stops calling the shared cache for Cooldown, and goes on with its own
-	// cache and Entra. 0 means 5. Optional.
+	// cache and Entra. A call that the App stopped waiting for (a timeout) goes on for up to a
+	// second, and closes the breaker when it succeeds (a slow first connection, not a failing
+	// store). 0 means 5. Optional.
 	FailureThreshold int
 	// Cooldown is how long the open breaker keeps the App from calling the shared cache; after
 	// it, one call probes the store, and the breaker closes when it succeeds. 0 means 30 s.
@@ -106,11 +108,17 @@ const (
 	sharedMaxLife = 30 * time.Hour
 	// maxSharedEntry bounds the entries read: larger ones are refused before decryption.
 	maxSharedEntry = 64 << 10
+	// maxSharedToken is the longest token whose entry fits in maxSharedEntry: the header, nonce
+	// and GCM tag, and the plaintext's fields around the token (see seal).
+	maxSharedToken = maxSharedEntry - (2 + nonceSize + 16 + 8 + 8 + 1 + len(sharedTokenType) + 4)
 	// maxSharedInFlight bounds the calls to the store that have not returned: a store that hangs
 	// despite its context holds at most this many goroutines.
 	maxSharedInFlight = 128
 	// sharedWriteTimeout bounds each write and deletion of the writer.
 	sharedWriteTimeout = time.Second
+	// sharedCallTimeout bounds each call to the store, which may outlive the lookup that waits
+	// for it (see call).
+	sharedCallTimeout = time.Second
 	// warnEvery rate-limits the warnings of each kind.
 	warnEvery = 10 * time.Second
 	nonceSize = 12
@@ -186,6 +194,13 @@ func newSharedCache(o *AppOptions, clientID, authority string) (*sharedCache, er
 	for i, k := range o.SharedCacheKeys {
 		if len(k) != sharedKeySize {
 			return nil, fmt.Errorf("obo: %w: SharedCacheKeys[%d] is %d bytes; each key must be %d bytes (AES-256)", assertion.ErrInvalidOptions, i, len(k), sharedKeySize)
+		}
+		// A key given twice is a rotation gone wrong (the old key where the new belongs): say so
+		// rather than read every name twice.
+		for j := range i {
+			if hmac.Equal(k, o.SharedCacheKeys[j]) {
+				return nil, fmt.Errorf("obo: %w: SharedCacheKeys[%d] repeats SharedCacheKeys[%d]; give each key once (the new key first during a rotation)", assertion.ErrInvalidOptions, i, j)
+			}
 		}
 		var err error
 		if keys[i], err = deriveSharedKey(k); err != nil {
@@ -456,9 +471,10 @@ func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time
 	return azcore.AccessToken{}, false
 }
 
-// put queues the write of tok under the entry's first name, unless it expires too soon.
+// put queues the write of tok under the entry's first name, unless no App would take the entry
+// (see usable and open): the token expires too soon, claims to live too long, or is too long.
 func (sc *sharedCache) put(e *sharedEntry, tok azcore.AccessToken, now time.Time) {
-	if tok.ExpiresOn.Sub(now) < sharedMinLife {
+	if left := tok.ExpiresOn.Sub(now); left < sharedMinLife || left > sharedMaxLife || len(tok.Token) > maxSharedToken {
 		return
 	}
 	sc.w.enqueue(writeJob{name: e.name(0), tok: tok})
@@ -471,11 +487,17 @@ func (sc *sharedCache) remove(e *sharedEntry) {
 	}
 }
 
-// call runs fn against the store within ctx: not at all when the breaker is open or too many
-// calls are in flight (errSkipped), else on a goroutine of its own so that a store that ignores
-// its context cannot hold the caller beyond ctx (the goroutine ends when the store returns; at
-// most maxSharedInFlight of them exist). Errors, timeouts and panics count as failures for the
-// breaker.
+// call runs fn against the store, waiting for it within ctx: not at all when the breaker is open
+// or too many calls are in flight (errSkipped), else on a goroutine of its own so that a store
+// that ignores its context cannot hold the caller beyond ctx (the goroutine ends when the store
+// returns; at most maxSharedInFlight of them exist). Errors, timeouts and panics count as
+// failures for the breaker.
+//
+// fn itself runs within sharedCallTimeout, not ctx: a call slower than the lookup budget (the
+// first connection of a new instance: TCP, TLS, authentication) goes on after the caller has
+// stopped waiting, and when it succeeds it closes the breaker that the caller's timeout counted
+// toward, so that a burst of requests on a cold connection does not keep the store out for a
+// whole Cooldown.
 func (sc *sharedCache) call(ctx context.Context, name string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
 	if !sc.br.allow(time.Now()) {
 		sc.skipped.Add(1)
@@ -493,23 +515,36 @@ func (sc *sharedCache) call(ctx context.Context, name string, fn func(context.Co
 		err error
 	}
 	done := make(chan result, 1)
+	// Who has the call's outcome: the caller (taken) or, once it stopped waiting, no one
+	// (abandoned); decided once.
+	const pending, taken, abandoned = 0, 1, 2
+	var state atomic.Int32
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedCallTimeout)
 	go func() {
 		defer func() { <-sc.inflight }()
+		defer cancel()
 		var r result
 		func() {
 			defer panics.Recover("the SharedCache "+panics.TypeName(sc.store), &r.err)
-			r.v, r.err = fn(ctx)
+			r.v, r.err = fn(cctx)
 		}()
-		done <- r
+		if state.CompareAndSwap(pending, taken) {
+			done <- r
+			return
+		}
+		// The caller timed out (a failure); a late answer shows that the store works.
+		if r.err == nil && sc.br.success() {
+			sc.warn(warnRecovered, "the shared token cache answers again", nil)
+		}
 	}()
 	var r result
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		select {
-		case r = <-done: // the answer came with the deadline: take it
-		default:
+		if state.CompareAndSwap(pending, abandoned) {
 			r.err = fmt.Errorf("no answer in time: %w", context.Cause(ctx))
+		} else {
+			r = <-done // the answer came with the deadline: take it
 		}
 	}
 	if r.err != nil {

@@ -127,9 +127,9 @@ type hangingClient struct {
 	release chan struct{}
 }
 
-func (h hangingClient) Get(ctx context.Context, key string) *redis.StringCmd {
+func (h hangingClient) GetRange(ctx context.Context, key string, start, end int64) *redis.StringCmd {
 	<-h.release
-	return redis.NewStringResult("", redis.Nil)
+	return redis.NewStringResult("", nil)
 }
 
 // TestCacheBoundsItsGoroutines: calls that outlive their deadline hold at most a fixed number of
@@ -182,7 +182,7 @@ func TestCacheHonoursTheCallersContext(t *testing.T) {
 // instantClient answers every GET at once.
 type instantClient struct{ redis.UniversalClient }
 
-func (instantClient) Get(ctx context.Context, key string) *redis.StringCmd {
+func (instantClient) GetRange(ctx context.Context, key string, start, end int64) *redis.StringCmd {
 	return redis.NewStringResult("value", nil)
 }
 
@@ -204,7 +204,9 @@ func TestCacheAnswerNeverLost(t *testing.T) {
 // panickingClient panics in GET (a bug in a hook, say).
 type panickingClient struct{ redis.UniversalClient }
 
-func (panickingClient) Get(context.Context, string) *redis.StringCmd { panic("a bug in the client") }
+func (panickingClient) GetRange(context.Context, string, int64, int64) *redis.StringCmd {
+	panic("a bug in the client")
+}
 
 // TestCacheClientPanicIsAnError: a panic in the client, or no client at all, is an error of the
 // call, never the end of the process.

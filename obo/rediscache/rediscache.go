@@ -8,7 +8,7 @@
 //		SharedCacheKeys: keys, // 32-byte keys, from a Key Vault secret
 //	})
 //
-// Each entry is one Redis string under its own key (GET, SET key value PXAT expiry, DEL), so it
+// Each entry is one Redis string under its own key (GETRANGE, SET key value PXAT expiry, DEL), so it
 // expires with its token and nothing accumulates. Package obo gives the Cache only encrypted
 // values under names that reveal no token and no user; the Cache adds Options.KeyPrefix.
 //
@@ -36,6 +36,11 @@ const DefaultTimeout = time.Second
 // maxInFlight bounds the calls that have outlived their deadline and still wait for the client
 // (a goroutine each); beyond it calls fail at once with ErrBusy.
 const maxInFlight = 256
+
+// maxValue bounds what Get reads: no entry of package obo is longer than 64 KiB, and a longer
+// value (one an attacker stored: Redis takes strings of up to 512 MB) must not be read into
+// memory by every lookup of its key.
+const maxValue = 64 << 10
 
 // ErrBusy is returned when too many calls still wait for Redis (it does not answer): the call is
 // not made.
@@ -74,13 +79,19 @@ func New(client redis.UniversalClient, options *Options) *Cache {
 	return &Cache{client: client, prefix: o.KeyPrefix, timeout: o.Timeout, inflight: make(chan struct{}, maxInFlight)}
 }
 
-// Get returns the value stored under key (GET); nil and no error when there is none.
+// Get returns the value stored under key; nil and no error when there is none (or it is empty).
+// It reads at most 64 KiB and 1 byte (GETRANGE key 0 65536): a longer value, which cannot be an
+// entry of package obo, is an error without being read whole.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
 	err := c.do(ctx, "GET", func(ctx context.Context) error {
-		b, err := c.client.Get(ctx, c.prefix+key).Bytes()
-		if errors.Is(err, redis.Nil) {
+		// GETRANGE answers "" for a key that does not exist.
+		b, err := c.client.GetRange(ctx, c.prefix+key, 0, maxValue).Bytes()
+		switch {
+		case errors.Is(err, redis.Nil) || (err == nil && len(b) == 0):
 			return nil
+		case err == nil && len(b) > maxValue:
+			return fmt.Errorf("the value is longer than %d bytes: not an entry of package obo", maxValue)
 		}
 		v = b
 		return err

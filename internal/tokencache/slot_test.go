@@ -96,6 +96,8 @@ func TestSlotStates(t *testing.T) {
 	require.Equal(t, "t1", tok.Token)
 	require.Eventually(t, func() bool { tok, ok := s.Fresh(clk.Now()); return ok && tok.Token == "t2" }, 5*time.Second, time.Millisecond)
 	require.Equal(t, int64(2), f.n.Load())
+	// The background refresh reports Refreshed just after the new token becomes visible.
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 2 }, 5*time.Second, time.Millisecond)
 
 	// Expired: callers wait for a new token.
 	clk.Add(2 * time.Hour)

@@ -598,5 +598,8 @@ func (k *keyCache) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	if k.logger == nil {
 		return
 	}
+	// A panic in the user's slog handler must not take a key fetch (and every verification
+	// waiting for it) with it.
+	defer func() { _ = recover() }()
 	k.logger.LogAttrs(context.Background(), level, msg, append([]slog.Attr{slog.String("credential", k.cred)}, attrs...)...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/azcredkit/azcredkit/internal/entra"
@@ -84,7 +85,7 @@ func (m meter) certificateLoaded(ctx context.Context, logger *slog.Logger, c *x5
 	}
 	defer func() { _ = recover() }()
 	a := append([]slog.Attr{slog.String("event", entra.EventCertExpiring)}, attrs...)
-	a = append(a, slog.String("subject", c.Subject.String()), slog.Time("not_after", c.NotAfter), slog.Float64("days_left", float64(int(days*10))/10))
+	a = append(a, slog.String("subject", c.Subject.String()), slog.Time("not_after", c.NotAfter), slog.Float64("days_left", math.Round(days*10)/10))
 	entra.Log(logger, slog.LevelWarn, m.cred, "the certificate expires within 30 days: renew it and register the new certificate on the app (Key Vault can renew it automatically: lifetime action AutoRenew)", a...)
 }
 

@@ -57,7 +57,8 @@ type HandlerOptions struct {
 
 // NewHandler returns a slog.Handler that hands each record to listener (the function given to
 // azcore/log's SetListener) as an EventAuthentication event: "{Credential}.GetToken() acquired a
-// token for scope %q" for the records of a token acquired or served, as azidentity words it, and
+// token for scope %q" for the records of a token acquired or served and "EnvironmentCredential
+// will authenticate with {Credential}" for the environment's choice, as azidentity words them, and
 // "{credential}: {message}" for the others, followed by the other attributes as key=value;
 // warnings and errors start with "warning: " and "error: ". A nil listener drops every record.
 func NewHandler(listener func(log.Event, string), options *HandlerOptions) slog.Handler {
@@ -160,6 +161,10 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	case (event == "acquired" || event == "cached") && credential != "":
 		// azidentity's words: "%s.GetToken() acquired a token for scope %q".
 		fmt.Fprintf(&sb, "%s.GetToken() acquired a token for scope %q", credential, scopes)
+	case event == "credential_chosen" && credential != "" && chosen(rest) != "":
+		// azidentity's words: "EnvironmentCredential will authenticate with %s".
+		fmt.Fprintf(&sb, "%s will authenticate with %s", credential, chosen(rest))
+		rest = without(rest, "chosen")
 	case event == "refreshed" && credential != "":
 		fmt.Fprintf(&sb, "%s refreshed the token for scope %q ahead of its expiry", credential, scopes)
 	default:
@@ -189,6 +194,27 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	}
 	h.listener(EventAuthentication, sb.String())
 	return nil
+}
+
+// chosen is the value of the "chosen" attribute among attrs.
+func chosen(attrs []slog.Attr) string {
+	for _, a := range attrs {
+		if a.Key == "chosen" {
+			return a.Value.String()
+		}
+	}
+	return ""
+}
+
+// without returns attrs without the attributes named key.
+func without(attrs []slog.Attr, key string) []slog.Attr {
+	out := attrs[:0:0]
+	for _, a := range attrs {
+		if a.Key != key {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // value formats v as slog's text handler does: times in RFC 3339, strings quoted when needed.

@@ -57,6 +57,9 @@ func TestHandlerText(t *testing.T) {
 		{"a warning", func() {
 			logger.Warn("the certificate expires within 30 days", "credential", "KeyVaultCertCredential", "days_left", 9.5, "wait", 3*time.Second)
 		}, `Authentication|warning: KeyVaultCertCredential: the certificate expires within 30 days (days_left=9.5 wait=3s)`},
+		{"the environment's choice, in azidentity's words", func() {
+			logger.Info("credential chosen from the environment", "credential", "EnvironmentCredential", "event", "credential_chosen", "chosen", "FederatedCredential", "kind", "federated token file /var/run/token")
+		}, `Authentication|EnvironmentCredential will authenticate with FederatedCredential (kind="federated token file /var/run/token")`},
 		{"no credential, an empty value", func() { logger.Info("hello", "k", "") }, `Authentication|hello (k="")`},
 		{"groups and WithAttrs", func() {
 			logger.With("credential", "EasyAuthOBOCredential").WithGroup("req").Info("request without a usable user token", "path", "/x", slog.Group("g", "a", 1))

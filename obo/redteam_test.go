@@ -427,12 +427,11 @@ func TestRedTeamOneUserManyTokensEvictsOthers(t *testing.T) {
 		require.NoError(t, err)
 	}
 	getToken(victim)
-	exchanges := v.entra.Count("token:obo")
 	attacker := v.user(8701)
 	for range 100 { // the LRU is per shard: more than MaxCachedUsers to reach every shard
 		getToken(v.userToken(attacker, emulator.UserTokenOptions{})) // as through Middleware and a handler
 	}
-	exchanges = v.entra.Count("token:obo")
+	exchanges := v.entra.Count("token:obo")
 	getToken(victim)
 	require.Equal(t, exchanges, v.entra.Count("token:obo"), "the victim was evicted by one other user's tokens")
 }

@@ -155,7 +155,7 @@ func TestCredentialThroughTheSDK(t *testing.T) {
 	for name, m := range got {
 		var buf bytes.Buffer
 		for _, kv := range attrsOf(m) {
-			buf.WriteString(string(kv.Key) + "=" + kv.Value.Emit() + " ")
+			buf.WriteString(string(kv.Key) + "=" + kv.Value.String() + " ")
 			switch kv.Key {
 			case otelmetrics.AttrCredential, otelmetrics.AttrSource, otelmetrics.AttrOutcome, "app":
 			default:

@@ -35,4 +35,12 @@
 // ErrKeyMismatch, ErrCertificateExpired or ErrInvalidOptions, whose messages name the
 // certificate (subject and thumbprint) and what to do. A panic in a Signer becomes an error wrapping
 // ErrPanic for every caller waiting on that signature.
+//
+// # Observability
+//
+// This package logs, traces and measures nothing itself: the credentials of package credential
+// that use a Builder do (a span per GetToken through ClientOptions.TracingProvider, slog records,
+// package metrics). A Signer's Sign receives the context of the token request, so a Signer of your
+// own that calls a service (a KMS, an HSM over the network) makes its spans children of the
+// GetToken span by passing ctx on.
 package assertion

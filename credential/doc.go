@@ -61,4 +61,43 @@
 // Set SignedAssertionCredentialOptions.Logger (log/slog) to see tokens acquired, refreshed and
 // failed, with tenant, scopes and expiry. HTTP traffic reaches an azcore/log listener as usual;
 // request and response bodies are never logged, as they carry assertions and tokens.
+//
+// # Observability
+//
+// Traces: each GetToken is a span through the TracingProvider of the pipeline to Entra
+// (SignedAssertionCredentialOptions.ClientOptions.TracingProvider), as azidentity's: named
+// "{Credential}.GetToken" (SignedAssertionCredential, CertificateCredential for
+// NewCertificateCredential, KeyVaultCertCredential, HSMSignedAssertionCredential,
+// ManagedHSMCredential, FederatedCredential; EnvironmentCredential's is its chosen credential's),
+// kind internal, attribute az.namespace=Microsoft.Entra, a child of the caller's span, one per
+// call, cached calls included, with the error status when it fails. Inside an Azure SDK client's
+// own span (an azsecrets call whose bearer token policy asks for a token) azcore suppresses it,
+// as it does azidentity's; the token request's HTTP span is then a child of the client's span.
+// Ours also say azcredkit.cache (memory, or none when the token came from Entra),
+// azcredkit.refresh_reason (no_token, expired, stale: the call started a background refresh,
+// claims_challenge) and, on failure, azcredkit.aadsts; never the tenant, client, scope or token
+// (the status description too holds only the error type, HTTP status and AADSTS code). The work
+// runs under the span's context, so Entra's HTTP spans, the Key Vault requests that load the
+// certificate or sign (with the same provider in the Vault options) and a federated source's
+// requests are its children; a token request shared by concurrent callers runs under
+// context.WithoutCancel of the first caller's, whose span it joins. Without a TracingProvider the
+// cached GetToken allocates nothing.
+//
+// Logs: the records say what azidentity's Authentication events say, at the same moments (a
+// record per successful GetToken: Info when the token came from Entra, Debug when the cache
+// answered), plus failures with their AADSTS code, background refreshes, certificate loads and
+// rotations; each has a stable "event" attribute (acquired, cached, refreshed, failed,
+// refresh_failed, certificate_loaded, certificate_rotated, certificate_expires_soon,
+// credential_chosen) and "source" (entra, memory). Package azlog hands them to an azcore/log
+// listener in azidentity's words.
+//
+// Certificate expiry: a certificate that expires within CertificateExpiryWarning (30 days) when
+// it is loaded gets a warning, once per load (at construction for a file, at each load and
+// rotation from Key Vault or Managed HSM).
+//
+// Metrics: SignedAssertionCredentialOptions.Metrics (package metrics) counts GetToken calls by
+// source (the hit ratio), token requests to Entra and their latency, refresh outcomes, Key Vault
+// reads, sign operations and rotations, and sets the certificate's days to expiry, labelled with
+// the credential type only. A Recorder that does not allocate keeps the cached GetToken free of
+// allocations.
 package credential

@@ -283,8 +283,27 @@ func NewEnvironmentCredential(options *EnvironmentCredentialOptions) (*Environme
 	if err != nil {
 		return nil, fmt.Errorf("%s (%s): %w", credNameEnvironment, c.kind, err)
 	}
-	entra.Log(so.Logger, slog.LevelInfo, credNameEnvironment, "credential chosen from the environment", slog.String("credential", c.kind))
+	// azidentity writes "EnvironmentCredential will authenticate with {Credential}" here.
+	entra.Log(so.Logger, slog.LevelInfo, credNameEnvironment, "credential chosen from the environment",
+		slog.String(entra.AttrEvent, "credential_chosen"), slog.String("chosen", chosenName(c.cred)), slog.String("kind", c.kind))
 	return c, nil
+}
+
+// chosenName is the name the chosen credential uses in its errors, logs and spans.
+func chosenName(c azcore.TokenCredential) string {
+	switch c := c.(type) {
+	case *SignedAssertionCredential:
+		return c.tc.client.Credential() // CertificateCredential for a file
+	case *FederatedCredential:
+		return credNameFederated
+	case *KeyVaultCertCredential:
+		return credNameKeyVaultCert
+	case *HSMSignedAssertionCredential:
+		return credNameHSM
+	case *ManagedHSMCredential:
+		return credNameManagedHSM
+	}
+	return fmt.Sprintf("%T", c)
 }
 
 // withoutCertOptions drops the certificate options, which a federated credential refuses

@@ -12,6 +12,7 @@ import (
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/keyvault"
+	"github.com/azcredkit/azcredkit/metrics"
 )
 
 const credNameHSM = "HSMSignedAssertionCredential"
@@ -73,6 +74,7 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 		url:      src.URL(),
 		interval: rotationInterval(o.RotationCheckInterval),
 		logger:   o.Logger,
+		meter:    meter{r: o.Metrics, cred: credNameHSM},
 		read: func(ctx context.Context, cur *loaded) (*loaded, error) {
 			cert, err := src.LoadPublic(ctx)
 			if err != nil {
@@ -85,7 +87,7 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 			if err != nil {
 				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), cert.Version, err)
 			}
-			b, err := assertion.NewBuilder(clientID, cert.Chain, &countingSigner{Signer: signer, n: &c.signs}, bo)
+			b, err := assertion.NewBuilder(clientID, cert.Chain, &countingSigner{Signer: signer, n: &c.signs, m: meter{r: o.Metrics, cred: credNameHSM}}, bo)
 			if err != nil {
 				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), cert.Version, err)
 			}
@@ -104,15 +106,18 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 // billed and, on Premium vaults, rate-limited): one per assertion lifetime per token endpoint.
 func (c *HSMSignedAssertionCredential) SignCount() int64 { return c.signs.Load() }
 
-// countingSigner counts the signatures of a Key Vault signer.
+// countingSigner counts the signatures of a Key Vault signer (SignCount, and SignOperations).
 type countingSigner struct {
 	*keyvault.Signer
 	n *atomic.Int64
+	m meter
 }
 
 func (s *countingSigner) Sign(ctx context.Context, digest []byte) ([]byte, error) {
 	s.n.Add(1)
-	return s.Signer.Sign(ctx, digest)
+	sig, err := s.Signer.Sign(ctx, digest)
+	s.m.add(ctx, metrics.SignOperations, "", outcome(err))
+	return sig, err
 }
 
 // GetToken returns an access token for opts.Scopes. It implements azcore.TokenCredential.

@@ -69,6 +69,7 @@ func NewKeyVaultCertCredential(tenantID, clientID, certificateURL string, vaultC
 		url:      src.URL(),
 		interval: rotationInterval(o.RotationCheckInterval),
 		logger:   o.Logger,
+		meter:    meter{r: o.Metrics, cred: credNameKeyVaultCert},
 		read: func(ctx context.Context, cur *loaded) (*loaded, error) {
 			c, err := src.LoadWithKey(ctx)
 			if err != nil {

@@ -204,6 +204,7 @@ func NewManagedHSMCredential(tenantID, clientID, keyURL string, chain Certificat
 		url:      checked,
 		interval: rotationInterval(o.RotationCheckInterval),
 		logger:   o.Logger,
+		meter:    meter{r: o.Metrics, cred: credNameManagedHSM},
 		read: func(ctx context.Context, cur *loaded) (*loaded, error) {
 			key, err := keys.Load(ctx)
 			if err != nil {
@@ -229,7 +230,7 @@ func NewManagedHSMCredential(tenantID, clientID, keyURL string, chain Certificat
 				}
 				s, _ = signers.LoadOrStore(key.Version, ns)
 			}
-			b, err := assertion.NewBuilder(clientID, leaf, &countingSigner{Signer: s.(*keyvault.Signer), n: &c.signs}, bo)
+			b, err := assertion.NewBuilder(clientID, leaf, &countingSigner{Signer: s.(*keyvault.Signer), n: &c.signs, m: meter{r: o.Metrics, cred: credNameManagedHSM}}, bo)
 			if err != nil {
 				return nil, fmt.Errorf("key %s: %w", key.KeyID, err)
 			}

@@ -2,6 +2,7 @@ package credential
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/keyvault"
+	"github.com/azcredkit/azcredkit/metrics"
 )
 
 // DefaultRotationCheckInterval is how often an unpinned Key Vault certificate is checked for a
@@ -50,6 +52,7 @@ type rotatingProvider struct {
 	url      keyvault.ObjectURL
 	interval time.Duration
 	logger   *slog.Logger
+	meter    meter
 	// read reads the certificate from the vault and builds its builder; reuse is the version in
 	// use, whose builder read may return when the version did not change.
 	read func(ctx context.Context, current *loaded) (*loaded, error)
@@ -113,6 +116,7 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 		defer cancel()
 		old := p.state.Load()
 		next, err := p.read(lctx, old)
+		p.meter.add(lctx, metrics.KeyVaultReads, "", outcome(err))
 		now := time.Now()
 		if err != nil {
 			if old != nil {
@@ -128,12 +132,16 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 		}
 		p.state.Store(next)
 		attrs := []slog.Attr{slog.String("certificate", p.url.String()), slog.String("version", next.version),
-			slog.String("thumbprint", next.thumbprint), slog.Time("not_after", next.notAfter)}
+			slog.String("thumbprint", next.thumbprint)}
 		if old == nil {
-			entra.Log(p.logger, slog.LevelInfo, p.name, "certificate loaded from Key Vault", attrs...)
+			entra.Log(p.logger, slog.LevelInfo, p.name, "certificate loaded from Key Vault",
+				append([]slog.Attr{slog.String(entra.AttrEvent, entra.EventCertLoaded)}, append(attrs, slog.Time("not_after", next.notAfter))...)...)
 		} else {
-			entra.Log(p.logger, slog.LevelInfo, p.name, "certificate rotated: new version in use", append(attrs, slog.String("previous_version", old.version))...)
+			p.meter.add(lctx, metrics.CertificateRotations, "", "")
+			entra.Log(p.logger, slog.LevelInfo, p.name, "certificate rotated: new version in use",
+				append([]slog.Attr{slog.String(entra.AttrEvent, entra.EventCertRotated)}, append(attrs, slog.Time("not_after", next.notAfter), slog.String("previous_version", old.version))...)...)
 		}
+		p.meter.certificateLoaded(lctx, p.logger, next.builder.Certificate(), attrs...)
 		return next, nil
 	})
 	select {
@@ -148,6 +156,15 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// Certificate returns the certificate in use (nil before the first load), for the
+// days-to-expiry gauge.
+func (p *rotatingProvider) Certificate() *x509.Certificate {
+	if st := p.state.Load(); st != nil {
+		return st.builder.Certificate()
+	}
+	return nil
 }
 
 // AssertionRejected implements assertion.RejectionHandler: Entra rejected assertion because of

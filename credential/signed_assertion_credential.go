@@ -12,6 +12,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/metrics"
 )
 
 const credNameSignedAssertion = "SignedAssertionCredential"
@@ -31,9 +32,16 @@ type SignedAssertionCredentialOptions struct {
 	// 1 hour. A signed assertion is reused while half of it remains. Optional.
 	AssertionLifetime time.Duration
 	// Logger receives what a person debugging authentication needs (token acquired, refreshed,
-	// failed; tenant, scopes, expiry; certificate reloads), never a token, assertion or key.
-	// Optional; nil logs nothing. HTTP traffic is logged by azcore/log as usual (bodies never).
+	// failed with its AADSTS code; tenant, scopes, expiry; certificate loads, rotations and
+	// expiry warnings; at Debug, each GetToken answered from the cache), never a token, assertion
+	// or key. Optional; nil logs nothing. HTTP traffic is logged by azcore/log as usual (bodies
+	// never); package azlog forwards these records to an azcore/log listener.
 	Logger *slog.Logger
+	// Metrics receives the credential's measurements: GetToken calls by source (the cache hit
+	// ratio), token requests to Entra and their latency, refresh outcomes, Key Vault reads and
+	// sign operations, certificate rotations and days to expiry (see package metrics; package
+	// otelmetrics, a module of its own, adapts OpenTelemetry). Optional; nil measures nothing.
+	Metrics metrics.Recorder
 }
 
 // SignedAssertionCredential authenticates an app (service principal) to Microsoft Entra ID with
@@ -73,6 +81,8 @@ func newSignedAssertionCredential(name, tenantID, clientID string, chain []*x509
 	if err != nil {
 		return nil, err
 	}
+	cert := b.Certificate()
+	c.tc.meter.certificateLoaded(context.Background(), o.Logger, cert, slog.String("thumbprint", assertion.Thumbprint(cert)))
 	return c, nil
 }
 

@@ -51,4 +51,11 @@
 // The command github.com/azcredkit/azcredkit/cmd/azcredkit-emulator runs the same emulators as a
 // process and prints the environment a service in any language needs (AZURE_AUTHORITY_HOST, the
 // vault URL, the CA file to trust).
+//
+// # Observability
+//
+// Emulator.Counts counts what the emulators served (token requests, secret reads, sign
+// operations...): the service-side view to set beside a credential's own figures (package
+// metrics, metrics.Memory in a test) and spans (ClientOptions.TracingProvider works against the
+// emulators as against Azure).
 package emulator

@@ -41,4 +41,14 @@
 // and go-pkcs12 compute with them (including keys in encrypted PKCS#12 SafeContents and PKCS#8
 // keys followed by trailing data). Certificates with a negative serial number, which Key Vault
 // still returns and crypto/x509 refuses by default, are read as they are.
+//
+// # Observability
+//
+// The Key Vault clients are azsecrets, azcertificates and azkeys on ClientOptions' pipeline: their
+// HTTP requests reach an azcore/log listener, and with ClientOptions.TracingProvider set they make
+// spans ("HTTP GET", "HTTP POST", az.namespace Microsoft.KeyVault). Every call takes the caller's
+// context: a credential of package credential that reads a certificate or signs during a GetToken
+// passes its span's context, so these spans are children of the "{Credential}.GetToken" span
+// (set the same provider in the credential's Vault options). The credentials count the reads and
+// sign operations (metrics.KeyVaultReads, metrics.SignOperations).
 package keyvault

@@ -16,6 +16,7 @@ import (
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/internal/userjwt"
+	"github.com/azcredkit/azcredkit/metrics"
 )
 
 const credName = "EasyAuthOBOCredential"
@@ -44,6 +45,13 @@ type AppOptions struct {
 	MaxTenants int
 	// Logger: as in credential.SignedAssertionCredentialOptions (never tokens). Optional.
 	Logger *slog.Logger
+	// Metrics receives the App's measurements, labelled with the credential type
+	// EasyAuthOBOCredential: GetToken calls by source (memory, shared, entra: the hit ratios),
+	// On-Behalf-Of exchanges and their latency, refresh outcomes, the cache's size and evictions,
+	// and the shared cache's errors, latency and breaker state (see package metrics). The App's
+	// own credential (NewAppWithAssertion's provider) measures its own token requests with the
+	// Metrics of its options. Optional; nil measures nothing.
+	Metrics metrics.Recorder
 
 	// SharedCache, when set, shares OBO tokens between all instances of the app: a token that one
 	// instance obtained serves the others and the processes that replace them after a restart.
@@ -81,6 +89,7 @@ type App struct {
 	cache     *userCache
 	shared    *sharedCache // nil without AppOptions.SharedCache
 	logger    *slog.Logger
+	meter     meter
 	now       func() time.Time
 	// authority is the cloud's authority host with a trailing slash
 	// ("https://login.microsoftonline.com/"), for the authorization_uri of challenges.
@@ -152,6 +161,7 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 	if o.MaxTenants < 0 {
 		return nil, fmt.Errorf("obo: %w: MaxTenants is %d; use 0 for the default (%d) or a positive bound", assertion.ErrInvalidOptions, o.MaxTenants, userjwt.DefaultMaxTenants)
 	}
+	m := meter{r: o.Metrics}
 	shared, err := newSharedCache(&o, clientID, authority)
 	if err != nil {
 		return nil, err
@@ -165,9 +175,11 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 		cache:     newUserCache(o.MaxCachedUsers),
 		shared:    shared,
 		logger:    o.Logger,
+		meter:     m,
 		now:       time.Now,
 		authority: authority,
 	}
+	a.cache.meter = m
 	// The verifier reads the clock through a.now, so that tests moving a.now move it too.
 	a.verifier, err = userjwt.New(userjwt.Config{
 		AuthorityHost: authority, ClientOptions: o.ClientOptions,
@@ -302,6 +314,20 @@ func (a *App) credential(ctx context.Context, bound bool, token string, principa
 // cost of a cached request).
 func keyOf(token string) userKey {
 	return userKey(sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token))))
+}
+
+// acquire sends one On-Behalf-Of exchange to Entra, measuring it (TokenAcquisitions,
+// TokenAcquisitionDuration).
+func (a *App) acquire(ctx context.Context, r entra.Request) (azcore.AccessToken, error) {
+	if a.meter.r == nil {
+		return a.client.Acquire(ctx, r)
+	}
+	start := time.Now()
+	tok, err := a.client.Acquire(ctx, r)
+	out := outcome(err)
+	a.meter.add(ctx, metrics.TokenAcquisitions, "", out)
+	a.meter.record(ctx, metrics.TokenAcquisitionDuration, time.Since(start).Seconds(), out)
+	return tok, err
 }
 
 // CachedUsers returns how many user assertions the App's token cache holds (at most

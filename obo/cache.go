@@ -2,10 +2,12 @@ package obo
 
 import (
 	"container/list"
+	"context"
 	"sync"
 	"sync/atomic"
 
 	"github.com/azcredkit/azcredkit/internal/tokencache"
+	"github.com/azcredkit/azcredkit/metrics"
 )
 
 // DefaultMaxCachedUsers bounds the per-user token cache when AppOptions.MaxCachedUsers is 0.
@@ -49,6 +51,8 @@ type userCache struct {
 	max    int64
 	// users lists the entries of each user (tenant/object ID), oldest first; under admit.
 	users map[string]*list.List
+	// meter gets the size (OBOCacheSize) after each change and the evictions.
+	meter meter
 }
 
 type shard struct {
@@ -99,6 +103,7 @@ func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 	u := claims.TID + "/" + claims.OID
 	for l := c.users[u]; l != nil && l.Len() >= MaxTokensPerUser; {
 		c.removeLocked(l.Front().Value.(*userEntry))
+		c.meter.add(context.Background(), metrics.OBOCacheEvictions, "", "")
 	}
 	// No one else adds while admit is held, and size falls with every removal: when evictOne
 	// finds every shard empty, size is 0.
@@ -106,7 +111,9 @@ func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 		if !c.evictOne(int(k[0] % cacheShards)) {
 			break
 		}
+		c.meter.add(context.Background(), metrics.OBOCacheEvictions, "", "")
 	}
+	defer c.sizeChanged()
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,7 +184,13 @@ func (c *userCache) remove(k userKey) {
 	s.mu.Unlock()
 	if e != nil {
 		c.removeLocked(e)
+		c.sizeChanged()
 	}
+}
+
+// sizeChanged reports the cache's size (under admit: sizes are reported in order).
+func (c *userCache) sizeChanged() {
+	c.meter.set(context.Background(), metrics.OBOCacheSize, float64(c.size.Load()))
 }
 
 // len returns the number of cached user assertions.

@@ -114,4 +114,25 @@
 // header or option to fix, goes to AppOptions.Logger.
 //
 // Tokens never appear in errors or logs.
+//
+// # Observability
+//
+// Traces: with AppOptions.ClientOptions.TracingProvider, each EasyAuthOBOCredential.GetToken is a
+// span "EasyAuthOBOCredential.GetToken" (kind internal, az.namespace Microsoft.Entra, a child of the
+// caller's span; suppressed inside an Azure SDK client's own span, as azidentity's are), whose
+// azcredkit.cache attribute says which cache answered: memory (the App's own), shared
+// (AppOptions.SharedCache) or none (an exchange, whose HTTP spans are its children), with
+// azcredkit.refresh_reason and, on failure, the error status and azcredkit.aadsts. The shared
+// cache's calls are made under the span's context (an exchange shared by several callers under
+// context.WithoutCancel of the first one's), so a tracing Redis client's spans are its children.
+// No span attribute names a tenant, user, scope or token.
+//
+// Logs: AppOptions.Logger gets the records of package credential (token acquired, refreshed,
+// failed with its AADSTS code; at Debug, each GetToken answered from the cache), with the user's
+// object ID and tenant, and the shared cache's warnings. Package azlog shows them to an azcore/log
+// listener.
+//
+// Metrics: AppOptions.Metrics (package metrics) counts GetToken calls by source (memory, shared,
+// entra), exchanges and their latency, refresh outcomes, the cache's size and evictions, and the
+// shared cache's lookup latency, errors and breaker state, labelled EasyAuthOBOCredential.
 package obo

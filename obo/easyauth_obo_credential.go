@@ -3,6 +3,7 @@ package obo
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -11,6 +12,7 @@ import (
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
+	"github.com/azcredkit/azcredkit/metrics"
 )
 
 // EasyAuthOBOCredential implements azcore.TokenCredential for exactly one user: it exchanges that
@@ -30,15 +32,32 @@ type EasyAuthOBOCredential struct {
 // user to do more (MFA, consent), the error is an *InteractionRequiredError: answer the client with
 // its WriteResponse (a claims challenge, or a request for consent). A request with opts.Claims (a
 // claims challenge from a resource) always goes to Entra: it is never answered from the cache.
+//
+// With AppOptions.ClientOptions.TracingProvider, each call is a span "EasyAuthOBOCredential.GetToken"
+// (see package credential's documentation); the shared cache's calls are made under its context.
 func (c *EasyAuthOBOCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if t := c.app.client.Tracer(); t.Enabled() {
+		ctx, span := t.Start(ctx, spanName)
+		tok, served, err := c.getToken(ctx, &opts)
+		span.End(served, err)
+		return tok, err
+	}
+	tok, _, err := c.getToken(ctx, &opts)
+	return tok, err
+}
+
+func (c *EasyAuthOBOCredential) getToken(ctx context.Context, opts *policy.TokenRequestOptions) (azcore.AccessToken, tokencache.Served, error) {
+	a := c.app
 	tenant, err := c.tenant(opts.TenantID)
 	if err != nil {
-		return azcore.AccessToken{}, entra.NonRetriable(err)
+		a.meter.add(ctx, metrics.TokenRequests, "", metrics.Failure)
+		return azcore.AccessToken{}, tokencache.Served{}, entra.NonRetriable(err)
 	}
 	key := tokencache.Key{Tenant: tenant, CAE: opts.EnableCAE}
 	switch len(opts.Scopes) {
 	case 0:
-		return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("obo: %s.GetToken: %w: no scope given (for example %q)", credName, assertion.ErrInvalidOptions, "https://storage.azure.com/user_impersonation"))
+		a.meter.add(ctx, metrics.TokenRequests, "", metrics.Failure)
+		return azcore.AccessToken{}, tokencache.Served{}, entra.NonRetriable(fmt.Errorf("obo: %s.GetToken: %w: no scope given (for example %q)", credName, assertion.ErrInvalidOptions, "https://storage.azure.com/user_impersonation"))
 	case 1:
 		key.Scopes = opts.Scopes[0]
 	default:
@@ -47,48 +66,74 @@ func (c *EasyAuthOBOCredential) GetToken(ctx context.Context, opts policy.TokenR
 	if opts.Claims == "" {
 		if s := c.entry.tokens.Lookup(key); s != nil {
 			if tok, ok := s.FreshNow(); ok {
-				return tok, nil
+				if a.meter.r != nil || a.logger != nil {
+					c.hit(ctx, &key)
+				}
+				return tok, tokencache.Served{Source: tokencache.SourceCache}, nil
 			}
 		}
 	}
-	tok, err := c.slow(ctx, key, opts)
-	if err != nil {
-		return tok, c.app.forCaller(err)
+	tok, served, err := c.slow(ctx, key, opts)
+	switch {
+	case err != nil:
+		a.meter.add(ctx, metrics.TokenRequests, metrics.SourceEntra, metrics.Failure)
+		return tok, served, a.forCaller(err)
+	case served.Source == tokencache.SourceCache:
+		if a.meter.r != nil || a.logger != nil {
+			c.hit(ctx, &key)
+		}
+	default:
+		a.meter.add(ctx, metrics.TokenRequests, source(served.Source), metrics.Success)
 	}
-	return tok, nil
+	return tok, served, nil
 }
 
-func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+// hit records a GetToken answered from the App's cache: TokenRequests (memory) and, at Debug, the
+// record that stands for azidentity's Authentication event of each successful GetToken.
+func (c *EasyAuthOBOCredential) hit(ctx context.Context, k *tokencache.Key) {
+	a := c.app
+	a.meter.add(ctx, metrics.TokenRequests, metrics.SourceMemory, metrics.Success)
+	if a.logger != nil && a.logger.Enabled(ctx, slog.LevelDebug) {
+		entra.Cached(ctx, a.logger, credName, a.clientID, k.Tenant, k.Scopes, userAttrs(c.entry.claims)...)
+	}
+}
+
+func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, opts *policy.TokenRequestOptions) (azcore.AccessToken, tokencache.Served, error) {
 	a := c.app
 	s := c.entry.tokens.Slot(key)
 	if !a.now().Before(c.entry.claims.Expires) {
 		// A cached OBO token may outlive the user token, but a new exchange cannot succeed. A
 		// claims challenge was raised against the cached token: never answer it with that token.
 		if tok, ok := s.Fresh(a.now()); ok && opts.Claims == "" {
-			return tok, nil
+			return tok, tokencache.Served{Source: tokencache.SourceCache}, nil
 		}
-		return azcore.AccessToken{}, entra.NonRetriable(fmt.Errorf("obo: %w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, c.entry.claims.Expires.UTC().Format("2006-01-02T15:04:05Z07:00")))
+		return azcore.AccessToken{}, tokencache.Served{}, entra.NonRetriable(fmt.Errorf("obo: %w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, c.entry.claims.Expires.UTC().Format("2006-01-02T15:04:05Z07:00")))
 	}
 	req := entra.Request{Tenant: key.Tenant, Scopes: append([]string(nil), opts.Scopes...), Claims: opts.Claims, CAE: opts.EnableCAE, UserAssertion: c.userToken}
-	p := &tokencache.Policy{Now: a.now, Observe: entra.Observer(a.logger, credName, a.clientID, key.Tenant, key.Scopes, userAttrs(c.entry.claims)...)}
+	p := &tokencache.Policy{Now: a.now, Observe: a.observer(entra.Observer(a.logger, credName, a.clientID, key.Tenant, key.Scopes, userAttrs(c.entry.claims)...))}
 	fetch := func(ctx context.Context) (azcore.AccessToken, error) {
 		r := req
 		if cur, ok := s.Current(); ok {
 			r.Avoid = cur.Token
 		}
-		return a.client.Acquire(ctx, r)
+		return a.acquire(ctx, r)
 	}
 	if a.shared != nil {
 		fetch = a.shared.fetch(s, c.userToken, key, opts.Claims != "", a.now, fetch)
 	}
 	// fromEntra runs for each caller, on the caller's own copy of a shared failure
 	// (tokencache.PerCaller).
+	var (
+		tok    azcore.AccessToken
+		served tokencache.Served
+		err    error
+	)
 	if opts.Claims != "" {
-		tok, err := s.Replace(ctx, p, fetch)
-		return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, fromEntra(err, req.Scopes))
+		tok, served, err = s.ReplaceServed(ctx, p, fetch)
+	} else {
+		tok, served, err = s.GetServed(ctx, p, fetch)
 	}
-	tok, err := s.Get(ctx, p, fetch)
-	return tok, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, fromEntra(err, req.Scopes))
+	return tok, served, entra.Waited(ctx, credName, a.clientID, key.Tenant, key.Scopes, fromEntra(err, req.Scopes))
 }
 
 // tenant picks the tenant of the exchange: the requested one (subject to

@@ -25,6 +25,7 @@ import (
 	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/internal/safetext"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
+	"github.com/azcredkit/azcredkit/metrics"
 )
 
 // SharedCache is a store shared by every instance of the app. obo hands it only encrypted
@@ -161,6 +162,7 @@ type sharedCache struct {
 	authority string
 	timeout   time.Duration
 	logger    *slog.Logger
+	meter     meter
 
 	br       breaker
 	inflight chan struct{} // a semaphore of maxSharedInFlight
@@ -214,6 +216,7 @@ func newSharedCache(o *AppOptions, clientID, authority string) (*sharedCache, er
 		authority: authority,
 		timeout:   cmp.Or(so.Timeout, defaultSharedTimeout),
 		logger:    o.Logger,
+		meter:     meter{r: o.Metrics},
 		inflight:  make(chan struct{}, maxSharedInFlight),
 	}
 	sc.br = breaker{threshold: int64(cmp.Or(so.FailureThreshold, defaultFailureThreshold)), cooldown: cmp.Or(so.Cooldown, defaultCooldown)}
@@ -421,6 +424,7 @@ func (sc *sharedCache) fetch(s *tokencache.Slot, userToken string, k tokencache.
 		} else {
 			cur, held := s.Current()
 			if tok, ok := sc.lookup(ctx, e, now(), cur, held); ok {
+				tokencache.MarkShared(ctx)
 				return tok, nil
 			}
 		}
@@ -440,13 +444,28 @@ func (sc *sharedCache) fetch(s *tokencache.Slot, userToken string, k tokencache.
 // lookup reads the entry under the first key's name, then under the other keys' names, within
 // the Timeout budget; a usable token found under another key's name is written again under the
 // first key's.
-func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time, cur azcore.AccessToken, held bool) (azcore.AccessToken, bool) {
+func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time, cur azcore.AccessToken, held bool) (_ azcore.AccessToken, hit bool) {
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout)
 	defer cancel()
+	failed := false
+	if sc.meter.r != nil {
+		start := time.Now()
+		defer func() {
+			out := metrics.Miss
+			switch {
+			case hit:
+				out = metrics.Hit
+			case failed:
+				out = metrics.Failure
+			}
+			sc.meter.record(ctx, metrics.SharedCacheDuration, time.Since(start).Seconds(), out)
+		}()
+	}
 	for i := range sc.keys {
 		name := e.name(i)
 		v, err := sc.call(ctx, name, func(ctx context.Context) ([]byte, error) { return sc.store.Get(ctx, name) })
 		if err != nil {
+			failed = !errors.Is(err, errSkipped)
 			break
 		}
 		if v == nil {
@@ -455,6 +474,7 @@ func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time
 		tok, err := sc.open(name, v)
 		if err != nil {
 			sc.unreadable.Add(1)
+			sc.meter.add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Unreadable)
 			sc.warn(warnUnreadable, "an entry of the shared token cache is unreadable; it counts as a miss (a key missing from SharedCacheKeys, or an entry tampered with)", err)
 			continue
 		}
@@ -549,8 +569,10 @@ func (sc *sharedCache) call(ctx context.Context, name string, fn func(context.Co
 	}
 	if r.err != nil {
 		sc.failures.Add(1)
+		sc.meter.add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Failure)
 		if sc.br.failure(time.Now()) {
 			sc.trips.Add(1)
+			sc.meter.set(ctx, metrics.SharedCacheBreakerOpen, 1)
 			sc.warn(warnBreaker, fmt.Sprintf("the shared token cache keeps failing: not calling it for %v (the App goes on with its own cache and Entra)", sc.br.cooldown), r.err, name)
 		} else {
 			sc.warn(warnFailure, "a call to the shared token cache failed; the App goes on with its own cache and Entra", r.err, name)
@@ -558,6 +580,7 @@ func (sc *sharedCache) call(ctx context.Context, name string, fn func(context.Co
 		return nil, r.err
 	}
 	if sc.br.success() {
+		sc.meter.set(ctx, metrics.SharedCacheBreakerOpen, 0)
 		sc.warn(warnRecovered, "the shared token cache answers again", nil)
 	}
 	return r.v, nil
@@ -699,6 +722,7 @@ func (w *writer) enqueue(j writeJob) {
 	default:
 		w.done()
 		w.sc.dropped.Add(1)
+		w.sc.meter.add(context.Background(), metrics.SharedCacheErrors, metrics.SourceShared, metrics.Dropped)
 		w.sc.warn(warnDropped, "the shared token cache's write queue is full: a write was dropped (SharedCacheOptions.MaxPendingWrites)", nil)
 		return
 	}
@@ -739,6 +763,7 @@ func (w *writer) send(j writeJob) {
 	switch {
 	case err != nil:
 		sc.dropped.Add(1)
+		sc.meter.add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Dropped)
 	case j.del:
 		sc.deletes.Add(1)
 	default:

@@ -74,6 +74,8 @@ type Client struct {
 	mu         sync.Mutex
 	cae, noCAE *confidential.Client
 	oboCalls   atomic.Int64
+
+	tracer Tracer
 }
 
 // ErrInvalidTenantID is returned for a tenant ID with characters other than letters, digits,
@@ -119,7 +121,8 @@ func NewClient(cfg Config) (*Client, error) {
 	// Token request and response bodies hold assertions, secrets and tokens: never log them.
 	opts.Logging.IncludeBody = false
 	pl := runtime.NewPipeline(module, version, runtime.PipelineOptions{}, &opts)
-	c := &Client{cfg: cfg, host: host, allowed: resolveAdditionalTenants(cfg.AdditionallyAllowedTenants), pipeline: pl}
+	c := &Client{cfg: cfg, host: host, allowed: resolveAdditionalTenants(cfg.AdditionallyAllowedTenants), pipeline: pl,
+		tracer: NewTracer(opts.TracingProvider)}
 	if cfg.Assertion != nil {
 		c.cfg.Cred = confidential.NewCredFromAssertionCallback(c.assertion)
 	}
@@ -183,6 +186,9 @@ func AuthorityHost(c cloud.Configuration) (string, error) {
 	}
 	return host, nil
 }
+
+// Tracer returns the tracer of the GetToken spans (ClientOptions.TracingProvider).
+func (c *Client) Tracer() *Tracer { return &c.tracer }
 
 // HomeTenant returns the tenant the client was configured with.
 func (c *Client) HomeTenant() string { return c.cfg.TenantID }

@@ -85,11 +85,85 @@ const (
 
 // Event describes a fetch for Policy.Observe. It never holds the token itself.
 type Event struct {
-	Kind      EventKind
+	Kind EventKind
+	// Source is where the fetched token came from (Acquired, Refreshed): SourceService, or
+	// SourceShared when the fetch found it in a shared cache (MarkShared).
+	Source    Source
 	ExpiresOn time.Time // the token's expiry (Acquired, Refreshed, RefreshFailed: the kept token's)
 	RefreshAt time.Time // when the token becomes stale (Acquired, Refreshed)
 	NextTry   time.Time // RefreshFailed: when the refresh is tried again
 	Err       error     // Failed, RefreshFailed
+}
+
+// Source says where a token came from.
+type Source uint8
+
+// The sources of a token.
+const (
+	// SourceNone: no token (the call failed).
+	SourceNone Source = iota
+	// SourceCache: the Slot's own token.
+	SourceCache
+	// SourceShared: a fetch that found the token in a shared cache (it called MarkShared).
+	SourceShared
+	// SourceService: a fetch from the token service.
+	SourceService
+)
+
+// Reason says why a call fetched a token, or started a background refresh.
+type Reason uint8
+
+// The reasons for a fetch.
+const (
+	// ReasonNone: no fetch was needed (a fresh token).
+	ReasonNone Reason = iota
+	// ReasonEmpty: the Slot had no token.
+	ReasonEmpty
+	// ReasonExpired: the Slot's token was expired (or about to: within its expiry margin).
+	ReasonExpired
+	// ReasonStale: the token was due for refresh (its refresh_in, or its refresh window): this
+	// call returned it and started the background refresh.
+	ReasonStale
+	// ReasonClaims: a claims challenge (Replace).
+	ReasonClaims
+)
+
+// Served says how one call was answered: for traces and metrics.
+type Served struct {
+	Source Source
+	Reason Reason
+}
+
+// originKey is the context key of the *origin of one fetch.
+type originKey struct{}
+
+// origin records, for one fetch, whether a shared cache answered it.
+type origin struct{ shared atomic.Bool }
+
+func withOrigin(ctx context.Context) (context.Context, *origin) {
+	o := &origin{}
+	return context.WithValue(ctx, originKey{}, o), o
+}
+
+func (o *origin) source() Source {
+	if o.shared.Load() {
+		return SourceShared
+	}
+	return SourceService
+}
+
+// MarkShared tells the Slot whose fetch runs under ctx that the token it is about to return
+// comes from a shared cache, not from the token service (for traces, metrics and logs).
+func MarkShared(ctx context.Context) {
+	if o, ok := ctx.Value(originKey{}).(*origin); ok {
+		o.shared.Store(true)
+	}
+}
+
+// fetched is the result of a shared fetch: the token and where it came from.
+type fetched struct {
+	tok azcore.AccessToken
+	src Source
 }
 
 // Policy holds what Slots share: clock, randomness, and an observer. The zero value is usable.
@@ -186,15 +260,30 @@ func (s *Slot) Current() (azcore.AccessToken, bool) {
 // refresh when stale), otherwise the result of one fetch shared by all concurrent callers.
 // ctx bounds only this caller's wait.
 func (s *Slot) Get(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessToken, error) {
+	tok, _, err := s.GetServed(ctx, p, fetch)
+	return tok, err
+}
+
+// GetServed is Get, and also says how the call was answered: from the Slot (fresh, or stale with
+// ReasonStale when this call started the refresh) or by a fetch (ReasonEmpty or ReasonExpired;
+// the source the fetch reported, for the callers that shared it too).
+func (s *Slot) GetServed(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessToken, Served, error) {
 	now := p.now()
-	if e := s.cur.Load(); e != nil && e.usable(now) {
+	e := s.cur.Load()
+	if e != nil && e.usable(now) {
+		served := Served{Source: SourceCache}
 		if e.stale(now) && !now.Before(e.nextTry) && s.refreshing.CompareAndSwap(false, true) {
+			served.Reason = ReasonStale
 			go s.refresh(context.WithoutCancel(ctx), p, fetch)
 		}
-		return e.tok, nil
+		return e.tok, served, nil
+	}
+	reason := ReasonEmpty
+	if e != nil {
+		reason = ReasonExpired
 	}
 	if err := ctx.Err(); err != nil {
-		return azcore.AccessToken{}, err
+		return azcore.AccessToken{}, Served{Reason: reason}, err
 	}
 	ch := s.flight.DoChan("", func() (v any, err error) {
 		defer panics.Recover("the token cache", &err)
@@ -202,25 +291,28 @@ func (s *Slot) Get(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessTo
 		defer cancel()
 		// Another flight may have filled the slot while this one was being set up.
 		if e := s.cur.Load(); e != nil && e.usable(p.now()) {
-			return e.tok, nil
+			return fetched{e.tok, SourceCache}, nil
 		}
+		fctx, o := withOrigin(fctx)
 		tok, err := s.fetchAndStore(fctx, p, fetch)
 		if err != nil {
 			p.observe(Event{Kind: Failed, Err: err})
 			return nil, err
 		}
 		e := s.cur.Load()
-		p.observe(Event{Kind: Acquired, ExpiresOn: tok.ExpiresOn, RefreshAt: e.refreshAt})
-		return tok, nil
+		src := o.source()
+		p.observe(Event{Kind: Acquired, Source: src, ExpiresOn: tok.ExpiresOn, RefreshAt: e.refreshAt})
+		return fetched{tok, src}, nil
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return azcore.AccessToken{}, forCaller(r.Err, r.Shared)
+			return azcore.AccessToken{}, Served{Reason: reason}, forCaller(r.Err, r.Shared)
 		}
-		return r.Val.(azcore.AccessToken), nil
+		f := r.Val.(fetched)
+		return f.tok, Served{Source: f.src, Reason: reason}, nil
 	case <-ctx.Done():
-		return azcore.AccessToken{}, ctx.Err()
+		return azcore.AccessToken{}, Served{Reason: reason}, ctx.Err()
 	}
 }
 
@@ -239,13 +331,21 @@ func (e *entry) stale(now time.Time) bool {
 // Replace fetches a token unconditionally (for example with a claims challenge) and caches it.
 // It does not wait for, or join, other fetches.
 func (s *Slot) Replace(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessToken, error) {
+	tok, _, err := s.ReplaceServed(ctx, p, fetch)
+	return tok, err
+}
+
+// ReplaceServed is Replace, and also says where the token came from (Reason is ReasonClaims).
+func (s *Slot) ReplaceServed(ctx context.Context, p *Policy, fetch Fetch) (azcore.AccessToken, Served, error) {
+	ctx, o := withOrigin(ctx)
 	tok, err := s.fetchAndStore(ctx, p, fetch)
 	if err != nil {
 		p.observe(Event{Kind: Failed, Err: err})
-		return azcore.AccessToken{}, err
+		return azcore.AccessToken{}, Served{Reason: ReasonClaims}, err
 	}
-	p.observe(Event{Kind: Acquired, ExpiresOn: tok.ExpiresOn, RefreshAt: s.cur.Load().refreshAt})
-	return tok, nil
+	src := o.source()
+	p.observe(Event{Kind: Acquired, Source: src, ExpiresOn: tok.ExpiresOn, RefreshAt: s.cur.Load().refreshAt})
+	return tok, Served{Source: src, Reason: ReasonClaims}, nil
 }
 
 func (s *Slot) refresh(ctx context.Context, p *Policy, fetch Fetch) {
@@ -254,12 +354,17 @@ func (s *Slot) refresh(ctx context.Context, p *Policy, fetch Fetch) {
 		defer panics.Recover("the token cache", &err)
 		fctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 		defer cancel()
-		return s.fetchAndStore(fctx, p, fetch)
+		fctx, o := withOrigin(fctx)
+		tok, err := s.fetchAndStore(fctx, p, fetch)
+		if err != nil {
+			return nil, err
+		}
+		return fetched{tok, o.source()}, nil
 	})
 	r := <-ch
 	if r.Err == nil {
 		e := s.cur.Load()
-		p.observe(Event{Kind: Refreshed, ExpiresOn: e.tok.ExpiresOn, RefreshAt: e.refreshAt})
+		p.observe(Event{Kind: Refreshed, Source: r.Val.(fetched).src, ExpiresOn: e.tok.ExpiresOn, RefreshAt: e.refreshAt})
 		return
 	}
 	old := s.cur.Load()

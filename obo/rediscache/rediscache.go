@@ -16,6 +16,14 @@
 // has ContextTimeoutEnabled: a frozen Redis costs a request at most that once, after which the
 // App's circuit breaker stops asking for a while. The client is the caller's: the Cache never
 // closes it.
+//
+// # Observability
+//
+// Every call takes the context of the token request that needs it (the App's lookup runs under
+// the context of the EasyAuthOBOCredential.GetToken span): with go-redis' OpenTelemetry
+// instrumentation (redisotel) on the client, the Redis spans are children of the GetToken span.
+// The App measures the lookups' latency, errors and breaker state (obo.AppOptions.Metrics) and
+// counts them in App.SharedCacheStats.
 package rediscache
 
 import (

@@ -60,8 +60,9 @@ type SharedCacheOptions struct {
 	// it, one call probes the store, and the breaker closes when it succeeds. 0 means 30 s.
 	// Optional.
 	Cooldown time.Duration
-	// MaxPendingWrites bounds the writes (and deletions) waiting to be sent to the shared cache
-	// by the App's writer; a write beyond it is dropped and counted (SharedCacheStats.Dropped).
+	// MaxPendingWrites bounds the writes (and deletions) queued or being sent to the shared
+	// cache by the App's writer (which sends up to 8 at once, those of one entry in order); a
+	// write beyond it is dropped and counted (SharedCacheStats.Dropped).
 	// 0 means 1,000. Optional.
 	MaxPendingWrites int
 }
@@ -220,7 +221,7 @@ func newSharedCache(o *AppOptions, clientID, authority string) (*sharedCache, er
 		inflight:  make(chan struct{}, maxSharedInFlight),
 	}
 	sc.br = breaker{threshold: int64(cmp.Or(so.FailureThreshold, defaultFailureThreshold)), cooldown: cmp.Or(so.Cooldown, defaultCooldown)}
-	sc.w.q = make(chan writeJob, cmp.Or(so.MaxPendingWrites, defaultMaxPendingWrites))
+	sc.w.max = int64(cmp.Or(so.MaxPendingWrites, defaultMaxPendingWrites))
 	sc.w.sc = sc
 	return sc, nil
 }
@@ -701,51 +702,85 @@ type writeJob struct {
 	del  bool
 }
 
-// writer sends the writes and deletions of an App to the store, one at a time, from a bounded
-// queue. Its goroutine starts with a job and ends as soon as the queue is empty, so that an App
-// needs no Close and leaves no goroutine behind (writes follow exchanges: a goroutine start per
-// burst of writes costs nothing next to them).
+// writer sends the writes and deletions of an App to the store from a bounded queue, in
+// writerShards shards: an entry's jobs always go to the same shard, which sends them one at a
+// time and in order (a deletion never overtakes the write it follows), while the shards send in
+// parallel, so a burst of exchanges reaches the other instances in milliseconds rather than one
+// round trip after another (measured: one goroutine fell 5.7 s behind 32 busy callers on 2 loaded
+// cores, and the other instances exchanged again what it had not written yet). A shard's
+// goroutine starts with a job and ends as soon as its queue is empty, so that an App needs no
+// Close and leaves no goroutine behind.
 type writer struct {
 	sc      *sharedCache
-	q       chan writeJob
-	running atomic.Bool
-	pending atomic.Int64 // queued or being sent
+	max     int64 // of pending
+	queues  [writerShards]writeQueue
+	pending atomic.Int64 // queued or being sent, in all shards
 	mu      sync.Mutex
 	idle    *sync.Cond // broadcast when pending falls to 0
 }
 
-// enqueue adds j to the queue, or drops it when the queue is full.
+// writeQueue is one shard of the writer and the state of its goroutine.
+type writeQueue struct {
+	mu      sync.Mutex
+	jobs    []writeJob
+	running bool
+}
+
+// writerShards is the number of the writer's queues, each sent by one goroutine at most.
+const writerShards = 8
+
+// enqueue adds j to its shard's queue, or drops it when max jobs are pending already.
 func (w *writer) enqueue(j writeJob) {
-	w.pending.Add(1)
-	select {
-	case w.q <- j:
-	default:
+	if w.pending.Add(1) > w.max {
 		w.done()
 		w.sc.dropped.Add(1)
 		w.sc.meter.add(context.Background(), metrics.SharedCacheErrors, metrics.SourceShared, metrics.Dropped)
 		w.sc.warn(warnDropped, "the shared token cache's write queue is full: a write was dropped (SharedCacheOptions.MaxPendingWrites)", nil)
 		return
 	}
-	if w.running.CompareAndSwap(false, true) {
-		go w.run()
+	// Names end in the hex of an HMAC: their last byte spreads the entries over the shards.
+	s := &w.queues[int(j.name[len(j.name)-1])%writerShards]
+	s.mu.Lock()
+	s.jobs = append(s.jobs, j)
+	start := !s.running
+	s.running = true
+	s.mu.Unlock()
+	if start {
+		go w.run(s)
 	}
 }
 
-func (w *writer) run() {
+// run sends s's jobs until its queue is empty.
+func (w *writer) run(s *writeQueue) {
 	for {
-		select {
-		case j := <-w.q:
-			w.send(j)
-			w.done()
-		default:
-			w.running.Store(false)
-			// A job queued after the queue was found empty but before running was cleared
-			// found the writer running and started none: take it, unless a new writer has.
-			if len(w.q) == 0 || !w.running.CompareAndSwap(false, true) {
-				return
-			}
+		s.mu.Lock()
+		if len(s.jobs) == 0 {
+			s.jobs = nil // the backing array of a burst goes with it
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		j := s.jobs[0]
+		s.jobs[0] = writeJob{}
+		s.jobs = s.jobs[1:]
+		s.mu.Unlock()
+		w.send(j)
+		w.done()
+	}
+}
+
+// running reports whether any shard's goroutine runs.
+func (w *writer) running() bool {
+	for i := range w.queues {
+		s := &w.queues[i]
+		s.mu.Lock()
+		r := s.running
+		s.mu.Unlock()
+		if r {
+			return true
 		}
 	}
+	return false
 }
 
 // send writes or deletes one entry within sharedWriteTimeout.

@@ -1127,7 +1127,8 @@ type gateStore struct {
 	mu       sync.Mutex
 	inflight int
 	most     int
-	enough   chan struct{} // closed when want writes are in flight
+	reached  bool
+	enough   chan struct{} // closed when want writes are first in flight
 	deleted  map[string]chan struct{}
 	log      []string
 }
@@ -1145,13 +1146,23 @@ func (g *gateStore) deletedCh(key string) chan struct{} {
 	return c
 }
 
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 func (g *gateStore) Get(context.Context, string) ([]byte, error) { return nil, nil }
 
 func (g *gateStore) Set(ctx context.Context, key string, _ []byte, _ time.Time) error {
 	g.mu.Lock()
 	g.inflight++
 	g.most = max(g.most, g.inflight)
-	if g.inflight == g.want {
+	if g.inflight == g.want && !g.reached {
+		g.reached = true
 		close(g.enough)
 	}
 	del := g.deletedCh(key)
@@ -1175,7 +1186,9 @@ func (g *gateStore) Set(ctx context.Context, key string, _ []byte, _ time.Time) 
 func (g *gateStore) Delete(_ context.Context, key string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	close(g.deletedCh(key))
+	if c := g.deletedCh(key); !isClosed(c) {
+		close(c)
+	}
 	g.log = append(g.log, "del "+key)
 	return nil
 }

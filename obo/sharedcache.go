@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -704,12 +705,13 @@ type writeJob struct {
 
 // writer sends the writes and deletions of an App to the store from a bounded queue, in
 // writerShards shards: an entry's jobs always go to the same shard, which sends them one at a
-// time and in order (a deletion never overtakes the write it follows), while the shards send in
-// parallel, so a burst of exchanges reaches the other instances in milliseconds rather than one
-// round trip after another (measured: one goroutine fell 5.7 s behind 32 busy callers on 2 loaded
-// cores, and the other instances exchanged again what it had not written yet). A shard's
-// goroutine starts with a job and ends as soon as its queue is empty, so that an App needs no
-// Close and leaves no goroutine behind.
+// time and in order (a deletion never overtakes the write it follows, even one the writer
+// stopped waiting for: see orderWait), while the shards send in parallel, so a burst of
+// exchanges reaches the other instances in milliseconds rather than one round trip after
+// another (measured: one goroutine fell 5.7 s behind 32 busy callers on 2 loaded cores, and the
+// other instances exchanged again what it had not written yet). A shard's goroutine starts with
+// a job and ends as soon as its queue is empty, so that an App needs no Close and leaves no
+// goroutine behind.
 type writer struct {
 	sc      *sharedCache
 	max     int64 // of pending
@@ -724,7 +726,16 @@ type writeQueue struct {
 	mu      sync.Mutex
 	jobs    []writeJob
 	running bool
+	// unfinished holds, for the shard's goroutine alone, the calls it stopped waiting for that
+	// the store has not returned from: the entry's next job waits for them (see orderWait).
+	unfinished map[string]chan struct{}
 }
+
+// orderWait bounds how long an entry's job waits for a call to the store that the writer
+// stopped waiting for (a write that timed out but may still land): a deletion must not overtake
+// the write before it, or the deleted token comes back. A store that honours its context returns
+// within sharedCallTimeout; one that does not is waited for this long, then overtaken.
+const orderWait = 10 * time.Second
 
 // writerShards is the number of the writer's queues, each sent by one goroutine at most.
 const writerShards = 8
@@ -738,8 +749,7 @@ func (w *writer) enqueue(j writeJob) {
 		w.sc.warn(warnDropped, "the shared token cache's write queue is full: a write was dropped (SharedCacheOptions.MaxPendingWrites)", nil)
 		return
 	}
-	// Names end in the hex of an HMAC: their last byte spreads the entries over the shards.
-	s := &w.queues[int(j.name[len(j.name)-1])%writerShards]
+	s := &w.queues[maphash.String(shardSeed, j.name)%writerShards]
 	s.mu.Lock()
 	s.jobs = append(s.jobs, j)
 	start := !s.running
@@ -764,8 +774,39 @@ func (w *writer) run(s *writeQueue) {
 		s.jobs[0] = writeJob{}
 		s.jobs = s.jobs[1:]
 		s.mu.Unlock()
-		w.send(j)
+		if c, ok := s.unfinished[j.name]; ok {
+			delete(s.unfinished, j.name)
+			wait := time.NewTimer(orderWait)
+			select {
+			case <-c:
+			case <-wait.C:
+			}
+			wait.Stop()
+		}
+		if c := w.send(j); c != nil {
+			if s.unfinished == nil {
+				s.unfinished = map[string]chan struct{}{}
+			}
+			s.unfinished[j.name] = c
+			for n, c := range s.unfinished { // at most maxSharedInFlight are not closed
+				if isDone(c) {
+					delete(s.unfinished, n)
+				}
+			}
+		}
 		w.done()
+	}
+}
+
+// shardSeed spreads the names over the writer's shards.
+var shardSeed = maphash.MakeSeed()
+
+func isDone(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -783,17 +824,28 @@ func (w *writer) running() bool {
 	return false
 }
 
-// send writes or deletes one entry within sharedWriteTimeout.
-func (w *writer) send(j writeJob) {
+// send writes or deletes one entry within sharedWriteTimeout. When it stopped waiting for the
+// store, which has not returned yet, it returns a channel closed when the store returns.
+func (w *writer) send(j writeJob) (unfinished chan struct{}) {
 	sc := w.sc
 	ctx, cancel := context.WithTimeout(context.Background(), sharedWriteTimeout)
 	defer cancel()
+	fin := make(chan struct{})
 	var err error
 	if j.del {
-		_, err = sc.call(ctx, j.name, func(ctx context.Context) ([]byte, error) { return nil, sc.store.Delete(ctx, j.name) })
+		_, err = sc.call(ctx, j.name, func(ctx context.Context) ([]byte, error) {
+			defer close(fin)
+			return nil, sc.store.Delete(ctx, j.name)
+		})
 	} else {
 		v := sc.seal(j.name, j.tok)
-		_, err = sc.call(ctx, j.name, func(ctx context.Context) ([]byte, error) { return nil, sc.store.Set(ctx, j.name, v, j.tok.ExpiresOn) })
+		_, err = sc.call(ctx, j.name, func(ctx context.Context) ([]byte, error) {
+			defer close(fin)
+			return nil, sc.store.Set(ctx, j.name, v, j.tok.ExpiresOn)
+		})
+	}
+	if err != nil && !errors.Is(err, errSkipped) && !isDone(fin) {
+		unfinished = fin // the store got the call and is still on it
 	}
 	switch {
 	case err != nil:
@@ -804,6 +856,7 @@ func (w *writer) send(j writeJob) {
 	default:
 		sc.writes.Add(1)
 	}
+	return unfinished
 }
 
 func (w *writer) done() {

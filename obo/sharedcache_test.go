@@ -1146,15 +1146,6 @@ func (g *gateStore) deletedCh(key string) chan struct{} {
 	return c
 }
 
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
 func (g *gateStore) Get(context.Context, string) ([]byte, error) { return nil, nil }
 
 func (g *gateStore) Set(ctx context.Context, key string, _ []byte, _ time.Time) error {
@@ -1186,7 +1177,7 @@ func (g *gateStore) Set(ctx context.Context, key string, _ []byte, _ time.Time) 
 func (g *gateStore) Delete(_ context.Context, key string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if c := g.deletedCh(key); !isClosed(c) {
+	if c := g.deletedCh(key); !isDone(c) {
 		close(c)
 	}
 	g.log = append(g.log, "del "+key)
@@ -1239,5 +1230,115 @@ func TestSharedWriterParallel(t *testing.T) {
 	defer g2.mu.Unlock()
 	if got := strings.Join(g2.log, ", "); got != "set "+e.name(0)+", del "+e.name(0) {
 		t.Errorf("operations in the order %q, want the write, then the deletion", got)
+	}
+}
+
+// blockStore: Set blocks (ignoring ctx, like a command already on the wire) until release is
+// closed, then stores; Delete is immediate.
+type blockStore struct {
+	release chan struct{}
+	mu      sync.Mutex
+	m       map[string]bool
+	deleted chan struct{} // closed at the first Delete
+	setDone chan struct{} // closed when the first Set has stored
+	delOnce sync.Once
+	setOnce sync.Once
+}
+
+func newBlockStore() *blockStore {
+	return &blockStore{release: make(chan struct{}), m: map[string]bool{}, deleted: make(chan struct{}), setDone: make(chan struct{})}
+}
+
+func (s *blockStore) Get(context.Context, string) ([]byte, error) { return nil, nil }
+
+func (s *blockStore) Set(_ context.Context, key string, _ []byte, _ time.Time) error {
+	<-s.release
+	s.mu.Lock()
+	s.m[key] = true
+	s.mu.Unlock()
+	s.setOnce.Do(func() { close(s.setDone) })
+	return nil
+}
+
+func (s *blockStore) Delete(_ context.Context, key string) error {
+	s.mu.Lock()
+	delete(s.m, key)
+	s.mu.Unlock()
+	s.delOnce.Do(func() { close(s.deleted) })
+	return nil
+}
+
+// TestSharedWriterUsesAllShards: the entries spread over all the writer's shards (taking the
+// last character of a name, base64url of an HMAC, reached 6 of the 8, unevenly).
+func TestSharedWriterUsesAllShards(t *testing.T) {
+	store := newBlockStore()
+	sc, err := newSharedCache(&AppOptions{SharedCache: store, SharedCacheKeys: [][]byte{testKey(1)}, SharedCacheOptions: SharedCacheOptions{MaxPendingWrites: 10000}}, shAPI, "https://login.microsoftonline.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}
+	for i := range 500 {
+		sc.put(sc.entry(fmt.Sprint("user", i), tokencache.Key{}), tok, time.Now())
+	}
+	var used []int
+	for i := range sc.w.queues {
+		s := &sc.w.queues[i]
+		s.mu.Lock()
+		if s.running {
+			used = append(used, i)
+		}
+		s.mu.Unlock()
+	}
+	close(store.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sc.w.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(used) != writerShards {
+		t.Errorf("500 entries used shards %v only, want all %d", used, writerShards)
+	}
+}
+
+// TestSharedWriterDeletionWaitsForUnfinishedWrite: a write that the writer stopped waiting for
+// (1 s) but that the store is still on (a command already on the wire) is waited for before the
+// entry's deletion is sent: otherwise the write lands last and the deleted token is back.
+func TestSharedWriterDeletionWaitsForUnfinishedWrite(t *testing.T) {
+	store := newBlockStore()
+	sc, err := newSharedCache(&AppOptions{SharedCache: store, SharedCacheKeys: [][]byte{testKey(1)}}, shAPI, "https://login.microsoftonline.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}
+	e := sc.entry("user", tokencache.Key{})
+	sc.put(e, tok, time.Now())
+	sc.remove(e)
+	deadline := time.Now().Add(10 * time.Second)
+	for sc.failures.Load() == 0 { // the writer gives up on the write
+		if time.Now().After(deadline) {
+			t.Fatal("the write did not time out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a deletion that would overtake the write
+	select {
+	case <-store.deleted:
+		t.Fatal("the deletion was sent while the write was still in the store")
+	default:
+	}
+	close(store.release)
+	<-store.setDone
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sc.w.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.m[e.name(0)] {
+		t.Error("the entry is in the store after put then remove: the deletion overtook the write")
+	}
+	if n := sc.deletes.Load(); n != 1 {
+		t.Errorf("%d deletions, want 1", n)
 	}
 }

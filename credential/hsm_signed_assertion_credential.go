@@ -11,6 +11,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/keyvault"
 	"github.com/azcredkit/azcredkit/metrics"
 )
@@ -74,7 +75,7 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 		url:      src.URL(),
 		interval: rotationInterval(o.RotationCheckInterval),
 		logger:   o.Logger,
-		meter:    meter{r: o.Metrics, cred: credNameHSM},
+		meter:    metering.Meter{R: o.Metrics, Credential: credNameHSM},
 		read: func(ctx context.Context, cur *loaded) (*loaded, error) {
 			cert, err := src.LoadPublic(ctx)
 			if err != nil {
@@ -87,7 +88,7 @@ func NewHSMSignedAssertionCredential(tenantID, clientID, certificateURL string, 
 			if err != nil {
 				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), cert.Version, err)
 			}
-			b, err := assertion.NewBuilder(clientID, cert.Chain, &countingSigner{Signer: signer, n: &c.signs, m: meter{r: o.Metrics, cred: credNameHSM}}, bo)
+			b, err := assertion.NewBuilder(clientID, cert.Chain, &countingSigner{Signer: signer, n: &c.signs, m: metering.Meter{R: o.Metrics, Credential: credNameHSM}}, bo)
 			if err != nil {
 				return nil, fmt.Errorf("certificate %s version %s: %w", src.URL(), cert.Version, err)
 			}
@@ -110,13 +111,13 @@ func (c *HSMSignedAssertionCredential) SignCount() int64 { return c.signs.Load()
 type countingSigner struct {
 	*keyvault.Signer
 	n *atomic.Int64
-	m meter
+	m metering.Meter
 }
 
 func (s *countingSigner) Sign(ctx context.Context, digest []byte) ([]byte, error) {
 	s.n.Add(1)
 	sig, err := s.Signer.Sign(ctx, digest)
-	s.m.add(ctx, metrics.SignOperations, "", outcome(err))
+	s.m.Add(ctx, metrics.SignOperations, "", metering.Outcome(err))
 	return sig, err
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
 
@@ -69,7 +70,7 @@ func NewKeyVaultCertCredential(tenantID, clientID, certificateURL string, vaultC
 		url:      src.URL(),
 		interval: rotationInterval(o.RotationCheckInterval),
 		logger:   o.Logger,
-		meter:    meter{r: o.Metrics, cred: credNameKeyVaultCert},
+		meter:    metering.Meter{R: o.Metrics, Credential: credNameKeyVaultCert},
 		read: func(ctx context.Context, cur *loaded) (*loaded, error) {
 			c, err := src.LoadWithKey(ctx)
 			if err != nil {

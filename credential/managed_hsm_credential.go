@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/internal/safetext"
 	"github.com/azcredkit/azcredkit/keyvault"
 )
@@ -204,7 +205,7 @@ func NewManagedHSMCredential(tenantID, clientID, keyURL string, chain Certificat
 		url:      checked,
 		interval: rotationInterval(o.RotationCheckInterval),
 		logger:   o.Logger,
-		meter:    meter{r: o.Metrics, cred: credNameManagedHSM},
+		meter:    metering.Meter{R: o.Metrics, Credential: credNameManagedHSM},
 		read: func(ctx context.Context, cur *loaded) (*loaded, error) {
 			key, err := keys.Load(ctx)
 			if err != nil {
@@ -230,7 +231,7 @@ func NewManagedHSMCredential(tenantID, clientID, keyURL string, chain Certificat
 				}
 				s, _ = signers.LoadOrStore(key.Version, ns)
 			}
-			b, err := assertion.NewBuilder(clientID, leaf, &countingSigner{Signer: s.(*keyvault.Signer), n: &c.signs, m: meter{r: o.Metrics, cred: credNameManagedHSM}}, bo)
+			b, err := assertion.NewBuilder(clientID, leaf, &countingSigner{Signer: s.(*keyvault.Signer), n: &c.signs, m: metering.Meter{R: o.Metrics, Credential: credNameManagedHSM}}, bo)
 			if err != nil {
 				return nil, fmt.Errorf("key %s: %w", key.KeyID, err)
 			}

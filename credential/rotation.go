@@ -13,6 +13,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/keyvault"
 	"github.com/azcredkit/azcredkit/metrics"
@@ -52,7 +53,7 @@ type rotatingProvider struct {
 	url      keyvault.ObjectURL
 	interval time.Duration
 	logger   *slog.Logger
-	meter    meter
+	meter    metering.Meter
 	// read reads the certificate from the vault and builds its builder; reuse is the version in
 	// use, whose builder read may return when the version did not change.
 	read func(ctx context.Context, current *loaded) (*loaded, error)
@@ -116,7 +117,7 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 		defer cancel()
 		old := p.state.Load()
 		next, err := p.read(lctx, old)
-		p.meter.add(lctx, metrics.KeyVaultReads, "", outcome(err))
+		p.meter.Add(lctx, metrics.KeyVaultReads, "", metering.Outcome(err))
 		now := time.Now()
 		if err != nil {
 			if old != nil {
@@ -137,11 +138,11 @@ func (p *rotatingProvider) load(ctx context.Context) (*loaded, error) {
 			entra.Log(p.logger, slog.LevelInfo, p.name, "certificate loaded from Key Vault",
 				append([]slog.Attr{slog.String(entra.AttrEvent, entra.EventCertLoaded)}, append(attrs, slog.Time("not_after", next.notAfter))...)...)
 		} else {
-			p.meter.add(lctx, metrics.CertificateRotations, "", "")
+			p.meter.Add(lctx, metrics.CertificateRotations, "", "")
 			entra.Log(p.logger, slog.LevelInfo, p.name, "certificate rotated: new version in use",
 				append([]slog.Attr{slog.String(entra.AttrEvent, entra.EventCertRotated)}, append(attrs, slog.Time("not_after", next.notAfter), slog.String("previous_version", old.version))...)...)
 		}
-		p.meter.certificateLoaded(lctx, p.logger, next.builder.Certificate(), attrs...)
+		certificateLoaded(lctx, p.meter, p.logger, next.builder.Certificate(), attrs...)
 		return next, nil
 	})
 	select {

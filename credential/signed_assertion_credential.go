@@ -82,7 +82,7 @@ func newSignedAssertionCredential(name, tenantID, clientID string, chain []*x509
 		return nil, err
 	}
 	cert := b.Certificate()
-	c.tc.meter.certificateLoaded(context.Background(), o.Logger, cert, slog.String("thumbprint", assertion.Thumbprint(cert)))
+	certificateLoaded(context.Background(), c.tc.meter, o.Logger, cert, slog.String("thumbprint", assertion.Thumbprint(cert)))
 	return c, nil
 }
 

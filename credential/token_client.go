@@ -15,6 +15,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
 	"github.com/azcredkit/azcredkit/metrics"
 )
@@ -33,7 +34,7 @@ type tokenClient struct {
 	logger *slog.Logger
 	tracer *entra.Tracer
 	span   string // the span name, "{Credential}.GetToken"
-	meter  meter
+	meter  metering.Meter
 	// certificate returns the certificate the assertions present (for the days-to-expiry gauge);
 	// nil when there is none (a federated credential).
 	certificate func() *x509.Certificate
@@ -63,7 +64,7 @@ func newTokenClient(name, tenantID, clientID string, provider assertion.Provider
 		return nil, optionsError{err}
 	}
 	t := &tokenClient{client: c, home: tenantID, logger: o.Logger, tracer: c.Tracer(), span: entra.SpanName(name),
-		meter: meter{r: o.Metrics, cred: name}}
+		meter: metering.Meter{R: o.Metrics, Credential: name}}
 	if p, ok := provider.(interface{ Certificate() *x509.Certificate }); ok {
 		t.certificate = p.Certificate
 	}
@@ -81,7 +82,7 @@ func (t *tokenClient) getToken(ctx context.Context, opts *policy.TokenRequestOpt
 	if opts.Claims == "" && len(opts.Scopes) == 1 && (opts.TenantID == "" || opts.TenantID == t.home) {
 		if l := t.last.Load(); l != nil && l.key.Scopes == opts.Scopes[0] && l.key.Tenant == t.home && l.key.CAE == opts.EnableCAE {
 			if tok, ok := l.slot.FreshNow(); ok {
-				if t.meter.r != nil || t.logger != nil {
+				if t.meter.R != nil || t.logger != nil {
 					t.hit(ctx, &l.key)
 				}
 				return tok, nil
@@ -107,7 +108,7 @@ func (t *tokenClient) getTokenTraced(ctx context.Context, opts *policy.TokenRequ
 // hit records a GetToken answered from the cache: TokenRequests (memory) and the Debug record
 // that stands for azidentity's Authentication event of each successful GetToken.
 func (t *tokenClient) hit(ctx context.Context, k *tokencache.Key) {
-	t.meter.add(ctx, metrics.TokenRequests, metrics.SourceMemory, metrics.Success)
+	t.meter.Add(ctx, metrics.TokenRequests, metrics.SourceMemory, metrics.Success)
 	if t.logger != nil {
 		entra.Cached(ctx, t.logger, t.client.Credential(), t.client.ClientID(), k.Tenant, k.Scopes)
 	}
@@ -136,7 +137,7 @@ func (t *tokenClient) getTokenSlow(ctx context.Context, opts *policy.TokenReques
 	if opts.Claims == "" {
 		if s := t.cache.Lookup(key); s != nil {
 			if tok, ok := s.FreshNow(); ok {
-				if t.meter.r != nil || t.logger != nil {
+				if t.meter.R != nil || t.logger != nil {
 					t.hit(ctx, &key)
 				}
 				return tok, tokencache.Served{Source: tokencache.SourceCache}, nil
@@ -146,13 +147,13 @@ func (t *tokenClient) getTokenSlow(ctx context.Context, opts *policy.TokenReques
 	tok, served, err := t.slow(ctx, key, opts)
 	switch {
 	case err != nil:
-		t.meter.add(ctx, metrics.TokenRequests, metrics.SourceEntra, metrics.Failure)
+		t.meter.Add(ctx, metrics.TokenRequests, metrics.SourceEntra, metrics.Failure)
 	case served.Source == tokencache.SourceCache:
-		if t.meter.r != nil || t.logger != nil {
+		if t.meter.R != nil || t.logger != nil {
 			t.hit(ctx, &key)
 		}
 	default:
-		t.meter.add(ctx, metrics.TokenRequests, source(served.Source), metrics.Success)
+		t.meter.Add(ctx, metrics.TokenRequests, metering.Source(served.Source), metrics.Success)
 	}
 	return tok, served, err
 }
@@ -160,7 +161,7 @@ func (t *tokenClient) getTokenSlow(ctx context.Context, opts *policy.TokenReques
 // refused counts and returns a request refused before anything was asked (bad scopes, a tenant
 // the options do not allow).
 func (t *tokenClient) refused(ctx context.Context, err error) (azcore.AccessToken, tokencache.Served, error) {
-	t.meter.add(ctx, metrics.TokenRequests, "", metrics.Failure)
+	t.meter.Add(ctx, metrics.TokenRequests, "", metrics.Failure)
 	return azcore.AccessToken{}, tokencache.Served{}, err
 }
 
@@ -193,17 +194,15 @@ func (t *tokenClient) slow(ctx context.Context, key tokencache.Key, opts *policy
 // acquire sends one token request to Entra, measuring it (TokenAcquisitions,
 // TokenAcquisitionDuration) and the certificate's days to expiry.
 func (t *tokenClient) acquire(ctx context.Context, req entra.Request) (azcore.AccessToken, error) {
-	if t.meter.r == nil {
+	if t.meter.R == nil {
 		return t.client.Acquire(ctx, req)
 	}
 	start := time.Now()
 	tok, err := t.client.Acquire(ctx, req)
-	out := outcome(err)
-	t.meter.add(ctx, metrics.TokenAcquisitions, "", out)
-	t.meter.record(ctx, metrics.TokenAcquisitionDuration, time.Since(start).Seconds(), out)
+	t.meter.Acquired(ctx, start, err)
 	if t.certificate != nil {
 		if c := t.certificate(); c != nil {
-			t.meter.set(ctx, metrics.CertificateDaysToExpiry, daysLeft(c, time.Now()))
+			t.meter.Set(ctx, metrics.CertificateDaysToExpiry, daysLeft(c, time.Now()))
 		}
 	}
 	return tok, err

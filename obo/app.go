@@ -15,6 +15,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/internal/userjwt"
 	"github.com/azcredkit/azcredkit/metrics"
 )
@@ -89,7 +90,7 @@ type App struct {
 	cache     *userCache
 	shared    *sharedCache // nil without AppOptions.SharedCache
 	logger    *slog.Logger
-	meter     meter
+	meter     metering.Meter
 	now       func() time.Time
 	// authority is the cloud's authority host with a trailing slash
 	// ("https://login.microsoftonline.com/"), for the authorization_uri of challenges.
@@ -161,7 +162,7 @@ func newApp(tenantID, clientID string, auth entra.Config, options *AppOptions) (
 	if o.MaxTenants < 0 {
 		return nil, fmt.Errorf("obo: %w: MaxTenants is %d; use 0 for the default (%d) or a positive bound", assertion.ErrInvalidOptions, o.MaxTenants, userjwt.DefaultMaxTenants)
 	}
-	m := meter{r: o.Metrics}
+	m := metering.Meter{R: o.Metrics, Credential: credName}
 	shared, err := newSharedCache(&o, clientID, authority)
 	if err != nil {
 		return nil, err
@@ -319,14 +320,12 @@ func keyOf(token string) userKey {
 // acquire sends one On-Behalf-Of exchange to Entra, measuring it (TokenAcquisitions,
 // TokenAcquisitionDuration).
 func (a *App) acquire(ctx context.Context, r entra.Request) (azcore.AccessToken, error) {
-	if a.meter.r == nil {
+	if a.meter.R == nil {
 		return a.client.Acquire(ctx, r)
 	}
 	start := time.Now()
 	tok, err := a.client.Acquire(ctx, r)
-	out := outcome(err)
-	a.meter.add(ctx, metrics.TokenAcquisitions, "", out)
-	a.meter.record(ctx, metrics.TokenAcquisitionDuration, time.Since(start).Seconds(), out)
+	a.meter.Acquired(ctx, start, err)
 	return tok, err
 }
 

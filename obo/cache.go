@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
 	"github.com/azcredkit/azcredkit/metrics"
 )
@@ -52,7 +53,7 @@ type userCache struct {
 	// users lists the entries of each user (tenant/object ID), oldest first; under admit.
 	users map[string]*list.List
 	// meter gets the size (OBOCacheSize) after each change and the evictions.
-	meter meter
+	meter metering.Meter
 }
 
 type shard struct {
@@ -103,7 +104,7 @@ func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 	u := claims.TID + "/" + claims.OID
 	for l := c.users[u]; l != nil && l.Len() >= MaxTokensPerUser; {
 		c.removeLocked(l.Front().Value.(*userEntry))
-		c.meter.add(context.Background(), metrics.OBOCacheEvictions, "", "")
+		c.meter.Add(context.Background(), metrics.OBOCacheEvictions, "", "")
 	}
 	// No one else adds while admit is held, and size falls with every removal: when evictOne
 	// finds every shard empty, size is 0.
@@ -111,7 +112,7 @@ func (c *userCache) add(k userKey, claims userClaims) *userEntry {
 		if !c.evictOne(int(k[0] % cacheShards)) {
 			break
 		}
-		c.meter.add(context.Background(), metrics.OBOCacheEvictions, "", "")
+		c.meter.Add(context.Background(), metrics.OBOCacheEvictions, "", "")
 	}
 	defer c.sizeChanged()
 	s := c.shard(k)
@@ -190,7 +191,7 @@ func (c *userCache) remove(k userKey) {
 
 // sizeChanged reports the cache's size (under admit: sizes are reported in order).
 func (c *userCache) sizeChanged() {
-	c.meter.set(context.Background(), metrics.OBOCacheSize, float64(c.size.Load()))
+	c.meter.Set(context.Background(), metrics.OBOCacheSize, float64(c.size.Load()))
 }
 
 // len returns the number of cached user assertions.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/azcredkit/azcredkit/assertion"
 	"github.com/azcredkit/azcredkit/internal/entra"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
 	"github.com/azcredkit/azcredkit/metrics"
 )
@@ -50,13 +51,13 @@ func (c *EasyAuthOBOCredential) getToken(ctx context.Context, opts *policy.Token
 	a := c.app
 	tenant, err := c.tenant(opts.TenantID)
 	if err != nil {
-		a.meter.add(ctx, metrics.TokenRequests, "", metrics.Failure)
+		a.meter.Add(ctx, metrics.TokenRequests, "", metrics.Failure)
 		return azcore.AccessToken{}, tokencache.Served{}, entra.NonRetriable(err)
 	}
 	key := tokencache.Key{Tenant: tenant, CAE: opts.EnableCAE}
 	switch len(opts.Scopes) {
 	case 0:
-		a.meter.add(ctx, metrics.TokenRequests, "", metrics.Failure)
+		a.meter.Add(ctx, metrics.TokenRequests, "", metrics.Failure)
 		return azcore.AccessToken{}, tokencache.Served{}, entra.NonRetriable(fmt.Errorf("obo: %s.GetToken: %w: no scope given (for example %q)", credName, assertion.ErrInvalidOptions, "https://storage.azure.com/user_impersonation"))
 	case 1:
 		key.Scopes = opts.Scopes[0]
@@ -66,7 +67,7 @@ func (c *EasyAuthOBOCredential) getToken(ctx context.Context, opts *policy.Token
 	if opts.Claims == "" {
 		if s := c.entry.tokens.Lookup(key); s != nil {
 			if tok, ok := s.FreshNow(); ok {
-				if a.meter.r != nil || a.logger != nil {
+				if a.meter.R != nil || a.logger != nil {
 					c.hit(ctx, &key)
 				}
 				return tok, tokencache.Served{Source: tokencache.SourceCache}, nil
@@ -76,14 +77,14 @@ func (c *EasyAuthOBOCredential) getToken(ctx context.Context, opts *policy.Token
 	tok, served, err := c.slow(ctx, key, opts)
 	switch {
 	case err != nil:
-		a.meter.add(ctx, metrics.TokenRequests, metrics.SourceEntra, metrics.Failure)
+		a.meter.Add(ctx, metrics.TokenRequests, metrics.SourceEntra, metrics.Failure)
 		return tok, served, a.forCaller(err)
 	case served.Source == tokencache.SourceCache:
-		if a.meter.r != nil || a.logger != nil {
+		if a.meter.R != nil || a.logger != nil {
 			c.hit(ctx, &key)
 		}
 	default:
-		a.meter.add(ctx, metrics.TokenRequests, source(served.Source), metrics.Success)
+		a.meter.Add(ctx, metrics.TokenRequests, metering.Source(served.Source), metrics.Success)
 	}
 	return tok, served, nil
 }
@@ -92,7 +93,7 @@ func (c *EasyAuthOBOCredential) getToken(ctx context.Context, opts *policy.Token
 // record that stands for azidentity's Authentication event of each successful GetToken.
 func (c *EasyAuthOBOCredential) hit(ctx context.Context, k *tokencache.Key) {
 	a := c.app
-	a.meter.add(ctx, metrics.TokenRequests, metrics.SourceMemory, metrics.Success)
+	a.meter.Add(ctx, metrics.TokenRequests, metrics.SourceMemory, metrics.Success)
 	if a.logger != nil && a.logger.Enabled(ctx, slog.LevelDebug) {
 		entra.Cached(ctx, a.logger, credName, a.clientID, k.Tenant, k.Scopes, userAttrs(c.entry.claims)...)
 	}
@@ -110,7 +111,7 @@ func (c *EasyAuthOBOCredential) slow(ctx context.Context, key tokencache.Key, op
 		return azcore.AccessToken{}, tokencache.Served{}, entra.NonRetriable(fmt.Errorf("obo: %w (at %s): the client must sign in again or refresh its token", ErrUserTokenExpired, c.entry.claims.Expires.UTC().Format("2006-01-02T15:04:05Z07:00")))
 	}
 	req := entra.Request{Tenant: key.Tenant, Scopes: append([]string(nil), opts.Scopes...), Claims: opts.Claims, CAE: opts.EnableCAE, UserAssertion: c.userToken}
-	p := &tokencache.Policy{Now: a.now, Observe: a.observer(entra.Observer(a.logger, credName, a.clientID, key.Tenant, key.Scopes, userAttrs(c.entry.claims)...))}
+	p := &tokencache.Policy{Now: a.now, Observe: a.meter.Observer(entra.Observer(a.logger, credName, a.clientID, key.Tenant, key.Scopes, userAttrs(c.entry.claims)...))}
 	fetch := func(ctx context.Context) (azcore.AccessToken, error) {
 		r := req
 		if cur, ok := s.Current(); ok {

@@ -23,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/azcredkit/azcredkit/assertion"
+	"github.com/azcredkit/azcredkit/internal/metering"
 	"github.com/azcredkit/azcredkit/internal/panics"
 	"github.com/azcredkit/azcredkit/internal/safetext"
 	"github.com/azcredkit/azcredkit/internal/tokencache"
@@ -164,7 +165,7 @@ type sharedCache struct {
 	authority string
 	timeout   time.Duration
 	logger    *slog.Logger
-	meter     meter
+	meter     metering.Meter
 
 	br       breaker
 	inflight chan struct{} // a semaphore of maxSharedInFlight
@@ -218,7 +219,7 @@ func newSharedCache(o *AppOptions, clientID, authority string) (*sharedCache, er
 		authority: authority,
 		timeout:   cmp.Or(so.Timeout, defaultSharedTimeout),
 		logger:    o.Logger,
-		meter:     meter{r: o.Metrics},
+		meter:     metering.Meter{R: o.Metrics, Credential: credName},
 		inflight:  make(chan struct{}, maxSharedInFlight),
 	}
 	sc.br = breaker{threshold: int64(cmp.Or(so.FailureThreshold, defaultFailureThreshold)), cooldown: cmp.Or(so.Cooldown, defaultCooldown)}
@@ -450,7 +451,7 @@ func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time
 	ctx, cancel := context.WithTimeout(ctx, sc.timeout)
 	defer cancel()
 	failed := false
-	if sc.meter.r != nil {
+	if sc.meter.R != nil {
 		start := time.Now()
 		defer func() {
 			out := metrics.Miss
@@ -460,7 +461,7 @@ func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time
 			case failed:
 				out = metrics.Failure
 			}
-			sc.meter.record(ctx, metrics.SharedCacheDuration, time.Since(start).Seconds(), out)
+			sc.meter.Record(ctx, metrics.SharedCacheDuration, time.Since(start).Seconds(), out)
 		}()
 	}
 	for i := range sc.keys {
@@ -476,7 +477,7 @@ func (sc *sharedCache) lookup(ctx context.Context, e *sharedEntry, now time.Time
 		tok, err := sc.open(name, v)
 		if err != nil {
 			sc.unreadable.Add(1)
-			sc.meter.add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Unreadable)
+			sc.meter.Add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Unreadable)
 			sc.warn(warnUnreadable, "an entry of the shared token cache is unreadable; it counts as a miss (a key missing from SharedCacheKeys, or an entry tampered with)", err)
 			continue
 		}
@@ -571,10 +572,10 @@ func (sc *sharedCache) call(ctx context.Context, name string, fn func(context.Co
 	}
 	if r.err != nil {
 		sc.failures.Add(1)
-		sc.meter.add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Failure)
+		sc.meter.Add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Failure)
 		if sc.br.failure(time.Now()) {
 			sc.trips.Add(1)
-			sc.meter.set(ctx, metrics.SharedCacheBreakerOpen, 1)
+			sc.meter.Set(ctx, metrics.SharedCacheBreakerOpen, 1)
 			sc.warn(warnBreaker, fmt.Sprintf("the shared token cache keeps failing: not calling it for %v (the App goes on with its own cache and Entra)", sc.br.cooldown), r.err, name)
 		} else {
 			sc.warn(warnFailure, "a call to the shared token cache failed; the App goes on with its own cache and Entra", r.err, name)
@@ -582,7 +583,7 @@ func (sc *sharedCache) call(ctx context.Context, name string, fn func(context.Co
 		return nil, r.err
 	}
 	if sc.br.success() {
-		sc.meter.set(ctx, metrics.SharedCacheBreakerOpen, 0)
+		sc.meter.Set(ctx, metrics.SharedCacheBreakerOpen, 0)
 		sc.warn(warnRecovered, "the shared token cache answers again", nil)
 	}
 	return r.v, nil
@@ -745,7 +746,7 @@ func (w *writer) enqueue(j writeJob) {
 	if w.pending.Add(1) > w.max {
 		w.done()
 		w.sc.dropped.Add(1)
-		w.sc.meter.add(context.Background(), metrics.SharedCacheErrors, metrics.SourceShared, metrics.Dropped)
+		w.sc.meter.Add(context.Background(), metrics.SharedCacheErrors, metrics.SourceShared, metrics.Dropped)
 		w.sc.warn(warnDropped, "the shared token cache's write queue is full: a write was dropped (SharedCacheOptions.MaxPendingWrites)", nil)
 		return
 	}
@@ -850,7 +851,7 @@ func (w *writer) send(j writeJob) (unfinished chan struct{}) {
 	switch {
 	case err != nil:
 		sc.dropped.Add(1)
-		sc.meter.add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Dropped)
+		sc.meter.Add(ctx, metrics.SharedCacheErrors, metrics.SourceShared, metrics.Dropped)
 	case j.del:
 		sc.deletes.Add(1)
 	default:

@@ -58,11 +58,11 @@ func Observer(logger *slog.Logger, credential, clientID, tenant, scopes string, 
 		switch ev.Kind {
 		case tokencache.Acquired:
 			level, msg = slog.LevelInfo, MsgAcquired
-			a = append(a, slog.String(AttrEvent, EventAcquired), slog.String(AttrSource, sourceName(ev.Source)),
+			a = append(a, slog.String(AttrEvent, EventAcquired), slog.String(AttrSource, SourceName(ev.Source)),
 				slog.Time("expires_on", ev.ExpiresOn), slog.Time("refresh_at", ev.RefreshAt))
 		case tokencache.Refreshed:
 			level, msg = slog.LevelInfo, MsgRefreshed
-			a = append(a, slog.String(AttrEvent, EventRefreshed), slog.String(AttrSource, sourceName(ev.Source)),
+			a = append(a, slog.String(AttrEvent, EventRefreshed), slog.String(AttrSource, SourceName(ev.Source)),
 				slog.Time("expires_on", ev.ExpiresOn), slog.Time("refresh_at", ev.RefreshAt))
 		case tokencache.RefreshFailed:
 			level, msg = slog.LevelWarn, MsgRefreshFailed
@@ -99,7 +99,9 @@ func Cached(ctx context.Context, logger *slog.Logger, credential, clientID, tena
 	logger.LogAttrs(ctx, slog.LevelDebug, MsgCached, a...)
 }
 
-func sourceName(s tokencache.Source) string {
+// SourceName names what answered a call served as s, in log records and metric labels alike:
+// memory, shared or entra.
+func SourceName(s tokencache.Source) string {
 	switch s {
 	case tokencache.SourceShared:
 		return "shared"
